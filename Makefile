@@ -1,0 +1,42 @@
+# `make run`: a demo server on SQLite. `make test`: the whole suite. See README.md.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_FILE ?= examples/demo-tenant.json
+
+export DEBUG ?= true
+
+.PHONY: run test lint format install demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py migrate --verbosity 0
+	$(PY) manage.py provision $(DEMO_FILE) --demo --host http://$(HOST):$(PORT)
+
+run: demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# pytest exits 5 when it collects nothing: that is a failure here, never a pass.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

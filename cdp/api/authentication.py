@@ -1,0 +1,118 @@
+"""The Authentication API: `POST /api/accounts/authen` (DESIGN §5)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cdp import services
+from cdp.errors import MissingInfo, Unauthorized
+from cdp.ratelimit import rate_limit_check, rate_limit_count, windows_from_setting
+
+AUTHEN_SCOPE = "authen"
+
+
+def _text(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _epoch_ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _idents(username: str, request: Request) -> list[tuple[str, str]]:
+    # Hashed: usernames are personal data and need not sit in the cache in clear.
+    user_ident = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
+    return [("user", user_ident), ("addr", request.META.get("REMOTE_ADDR", "") or "unknown")]
+
+
+class AuthenticationView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="authenticate",
+        summary="Exchange a username, API key and group key for a 30-minute token",
+        request=inline_serializer(
+            "AuthenRequest",
+            {
+                "username": serializers.CharField(),
+                "apiKey": serializers.CharField(),
+                "cdpGKey": serializers.CharField(),
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "AuthenResponse",
+                {
+                    "success": serializers.BooleanField(),
+                    "status": serializers.CharField(),
+                    "token": serializers.CharField(),
+                    "issuedAt": serializers.IntegerField(),
+                    "expiredAt": serializers.IntegerField(),
+                    "expiredAfter": serializers.IntegerField(),
+                },
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "credentials",
+                value={
+                    "username": "ops@acme.test",
+                    "apiKey": "<40 hex>",
+                    "cdpGKey": "<32 hex>",
+                },
+                request_only=True,
+            )
+        ],
+        tags=["Authentication API"],
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        username, api_key, group_key = (
+            _text(body, "username"),
+            _text(body, "apiKey"),
+            _text(body, "cdpGKey"),
+        )
+        if not username or not api_key:
+            raise MissingInfo("Username and ApiKey are required")
+        if not group_key:
+            raise MissingInfo("Organization Context is not set")
+
+        windows = windows_from_setting(settings.CDP_AUTHEN_RATE_LIMITS)
+        idents = _idents(username, request)
+        for kind, ident in idents:
+            rate_limit_check(
+                scope=f"{AUTHEN_SCOPE}:{kind}",
+                ident=ident,
+                windows=windows,
+                scope_label="of failed attempts",
+            )
+
+        key = services.api_key_authenticate(
+            group_key=group_key, username=username, raw_key=api_key
+        )
+        if key is None:
+            for kind, ident in idents:
+                rate_limit_count(scope=f"{AUTHEN_SCOPE}:{kind}", ident=ident, windows=windows)
+            raise Unauthorized("Invalid credentials")
+
+        token, raw_token = services.token_issue(api_key=key)
+        return Response(
+            {
+                "success": True,
+                "status": "authenticated",
+                "token": raw_token,
+                "issuedAt": _epoch_ms(token.issued_at),
+                "expiredAt": _epoch_ms(token.expires_at),
+                "expiredAfter": settings.CDP_TOKEN_TTL_SECONDS,
+            }
+        )

@@ -1,0 +1,28 @@
+"""Generated identifiers and their formats (DESIGN §4, §7). All random parts come from `secrets`."""
+
+import re
+import secrets
+import string
+
+UPPER_ALNUM = string.ascii_uppercase + string.digits
+ALNUM = string.ascii_letters + string.digits
+
+GROUP_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+MOM_CODE_RE = re.compile(r"^M-[A-Z0-9]{5}-O-[A-Z0-9]{5}-M$")
+CDP_ID_RE = re.compile(r"^[A-Za-z0-9]{20}$")
+
+
+def random_string(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def group_key_generate() -> str:
+    return secrets.token_hex(16)
+
+
+def mom_code_generate() -> str:
+    return f"M-{random_string(UPPER_ALNUM, 5)}-O-{random_string(UPPER_ALNUM, 5)}-M"
+
+
+def cdp_id_generate() -> str:
+    return random_string(ALNUM, 20)

@@ -1,0 +1,21 @@
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+
+class RequestIdMiddleware:
+    """Gives every request a 32-hex id, echoed as `X-Request-Id` on every response.
+
+    Error bodies read the same id from `request.request_id`, so the header and the
+    body's `requestId` always agree.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.request_id = uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-Id"] = request.request_id
+        return response

@@ -1,0 +1,247 @@
+"""Tenants, access and data models (DESIGN §4).
+
+Tenancy: every tenant-owned table has a non-null `organization` and every unique
+constraint on it starts with the organization. The two exceptions, looked up from the
+wire before the tenant is known, are documented in docs/decisions.md (token digest).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from cdp import identifiers
+from cdp.schema import (
+    CUSTOM_FIELD_NAME_HELP,
+    CUSTOM_MODEL_OBJECT_TYPE,
+    SYSTEM_MODELS,
+    Field,
+    FieldType,
+    ModelSchema,
+    SystemModelSpec,
+    custom_field_pattern,
+)
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    group_key = models.CharField(
+        "group key (cdpGKey)",
+        max_length=32,
+        unique=True,
+        default=identifiers.group_key_generate,
+        editable=False,
+    )
+    is_active = models.BooleanField(default=True)
+    callback_url = models.URLField(blank=True, max_length=500)
+    callback_enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user"], name="membership_unique_org_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class ApiKey(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "prefix"], name="apikey_unique_org_prefix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class AuthToken(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="auth_tokens"
+    )
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="tokens")
+    # Globally unique: the token is looked up before its tenant is known (docs/decisions.md).
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "expires_at"], name="authtoken_org_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"token for {self.api_key}"
+
+
+class ModelKind(models.TextChoices):
+    SYSTEM = "system", "System"
+    CUSTOM = "custom", "Custom"
+
+
+class DataModel(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="data_models"
+    )
+    kind = models.CharField(max_length=10, choices=ModelKind.choices)
+    object_type = models.CharField(max_length=50)
+    name = models.CharField(max_length=100)
+    mom_code = models.CharField(
+        "momCode", max_length=17, null=True, blank=True, editable=False
+    )
+    key_field = models.CharField(max_length=50, editable=False)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="datamodel_unique_name"),
+            models.UniqueConstraint(
+                fields=["organization", "mom_code"],
+                condition=Q(mom_code__isnull=False),
+                name="datamodel_unique_mom_code",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "object_type"],
+                condition=Q(kind="system"),
+                name="datamodel_unique_system_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.kind == ModelKind.SYSTEM else f"{self.name} ({self.mom_code})"
+
+    @property
+    def is_custom(self) -> bool:
+        return self.kind == ModelKind.CUSTOM
+
+    @property
+    def spec(self) -> SystemModelSpec:
+        return SYSTEM_MODELS[CUSTOM_MODEL_OBJECT_TYPE if self.is_custom else self.object_type]
+
+    @property
+    def source_name(self) -> str:
+        """What events and logs call this model: the momCode, or the object type."""
+        return self.mom_code or self.object_type
+
+    def schema(self, field_definitions: list[FieldDefinition]) -> ModelSchema:
+        return ModelSchema.build(
+            self.spec,
+            tags=tuple(self.tags),
+            custom_fields=tuple(fd.as_field() for fd in field_definitions),
+        )
+
+
+def validate_custom_field_name(name: str) -> None:
+    if custom_field_pattern(name) is None:
+        raise ValidationError(
+            f"{name!r} is not a custom field name: use {CUSTOM_FIELD_NAME_HELP}.",
+            code="invalid_custom_field_name",
+        )
+
+
+class FieldDefinition(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="field_definitions"
+    )
+    data_model = models.ForeignKey(
+        DataModel, on_delete=models.CASCADE, related_name="field_definitions"
+    )
+    name = models.CharField(max_length=40, validators=[validate_custom_field_name])
+    label = models.CharField(max_length=100, blank=True)
+    type = models.CharField(
+        max_length=20, choices=[(t.value, t.value) for t in FieldType], editable=False
+    )
+    required = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "data_model", "name"], name="fielddef_unique_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.label})" if self.label else self.name
+
+    def as_field(self) -> Field:
+        return Field(
+            self.name, FieldType(self.type), required=self.required, custom=True, label=self.label
+        )
+
+
+class EntityRecord(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="records"
+    )
+    data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="records")
+    key = models.CharField(max_length=255)
+    cdp_id = models.CharField(max_length=20, default=identifiers.cdp_id_generate, editable=False)
+    data = models.JSONField(default=dict)
+    source = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "data_model", "key"], name="record_unique_key"
+            ),
+            models.UniqueConstraint(fields=["organization", "cdp_id"], name="record_unique_cdp_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.data_model.source_name}/{self.key}"

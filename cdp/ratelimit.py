@@ -1,0 +1,105 @@
+"""Fixed-window counters in the shared cache, for the APIs' rate limits.
+
+DRF's `SimpleRateThrottle` keeps a list of timestamps that it reads, edits and writes
+back, which loses counts when several worker processes race; these counters use the
+cache's atomic `incr` instead (Redis INCR when `CACHE_URL` points at Redis), so every
+worker sees the same count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from cdp.errors import RateLimited
+
+_UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+
+
+@dataclass(frozen=True)
+class Window:
+    limit: int
+    seconds: int
+
+    @property
+    def label(self) -> str:
+        for unit_seconds, unit in _UNITS:
+            if self.seconds % unit_seconds == 0:
+                count = self.seconds // unit_seconds
+                per = unit if count == 1 else f"{count} {unit}s"
+                return f"{self.limit} requests per {per}"
+        return f"{self.limit} requests per {self.seconds} seconds"  # pragma: no cover
+
+
+def windows_from_setting(value: Iterable[Sequence[int]]) -> tuple[Window, ...]:
+    return tuple(Window(int(limit), int(seconds)) for limit, seconds in value)
+
+
+def _bucket_keys(scope: str, ident: str, windows: Sequence[Window], now: float) -> list[str]:
+    return [f"rl:{scope}:{ident}:{w.seconds}:{int(now // w.seconds)}" for w in windows]
+
+
+def _retry_after(window: Window, now: float) -> int:
+    return max(1, math.ceil((int(now // window.seconds) + 1) * window.seconds - now))
+
+
+def _refuse(scope_label: str, window: Window, now: float) -> RateLimited:
+    return RateLimited(
+        f"Rate limit exceeded: {window.label} {scope_label}",
+        retry_after=_retry_after(window, now),
+    )
+
+
+def rate_limit_hit(
+    *, scope: str, ident: str, windows: Sequence[Window], scope_label: str = ""
+) -> None:
+    """Count one request in every window; raise RateLimited if one of them is over.
+
+    A refused request is taken back out of the counts, so retrying clients are not
+    punished in the longer windows for requests that were never served.
+    """
+    now = time.time()
+    keys = _bucket_keys(scope, ident, windows, now)
+    counts = []
+    for key, window in zip(keys, windows, strict=True):
+        cache.add(key, 0, timeout=window.seconds + 1)
+        try:
+            counts.append(cache.incr(key))
+        except ValueError:  # evicted between add and incr
+            cache.set(key, 1, timeout=window.seconds + 1)
+            counts.append(1)
+    for count, window in zip(counts, windows, strict=True):
+        if count > window.limit:
+            for key in keys:
+                try:
+                    cache.decr(key)
+                except ValueError:
+                    pass
+            raise _refuse(scope_label, window, now)
+
+
+def rate_limit_check(
+    *, scope: str, ident: str, windows: Sequence[Window], scope_label: str = ""
+) -> None:
+    """Raise RateLimited if a window is already full, without counting this request."""
+    now = time.time()
+    keys = _bucket_keys(scope, ident, windows, now)
+    counts = cache.get_many(keys)
+    for key, window in zip(keys, windows, strict=True):
+        if counts.get(key, 0) >= window.limit:
+            raise _refuse(scope_label, window, now)
+
+
+def rate_limit_count(*, scope: str, ident: str, windows: Sequence[Window]) -> None:
+    """Count one event (a failed attempt) in every window."""
+    now = time.time()
+    for key, window in zip(_bucket_keys(scope, ident, windows, now), windows, strict=True):
+        cache.add(key, 0, timeout=window.seconds + 1)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, timeout=window.seconds + 1)

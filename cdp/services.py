@@ -1,0 +1,281 @@
+"""Writes for tenants, access and data models. Keyword-only, organization first."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cdp import identifiers, keys
+from cdp.models import (
+    ApiKey,
+    AuthToken,
+    DataModel,
+    FieldDefinition,
+    Membership,
+    ModelKind,
+    Organization,
+    Role,
+    validate_custom_field_name,
+)
+from cdp.schema import (
+    CUSTOM_MODEL_OBJECT_TYPE,
+    KNOWN_TAGS,
+    SYSTEM_MODELS,
+    custom_field_pattern,
+)
+
+# Rows of these system object types exist in every organization. `custom-model` is the
+# family of the organization's custom models (each a DataModel of kind custom), not a
+# model of its own (docs/decisions.md).
+SYSTEM_OBJECT_TYPES = tuple(t for t in SYSTEM_MODELS if t != CUSTOM_MODEL_OBJECT_TYPE)
+
+
+class TokenInvalid(Exception):
+    """Unknown token, not issued for this key, revoked key, inactive user or organization."""
+
+
+class TokenExpired(Exception):
+    pass
+
+
+def organization_create(*, name: str, group_key: str | None = None) -> Organization:
+    with transaction.atomic():
+        organization = Organization.objects.create(
+            name=name, group_key=group_key or identifiers.group_key_generate()
+        )
+        system_models_ensure(organization=organization)
+    return organization
+
+
+def system_models_ensure(*, organization: Organization) -> list[DataModel]:
+    """Create the organization's missing system models (idempotent)."""
+    existing = set(
+        DataModel.objects.filter(organization=organization, kind=ModelKind.SYSTEM).values_list(
+            "object_type", flat=True
+        )
+    )
+    created = [
+        DataModel(
+            organization=organization,
+            kind=ModelKind.SYSTEM,
+            object_type=object_type,
+            name=SYSTEM_MODELS[object_type].name,
+            key_field=SYSTEM_MODELS[object_type].key_field,
+            tags=list(SYSTEM_MODELS[object_type].tags),
+        )
+        for object_type in SYSTEM_OBJECT_TYPES
+        if object_type not in existing
+    ]
+    return DataModel.objects.bulk_create(created)
+
+
+def member_add(
+    *, organization: Organization, user: AbstractBaseUser, role: str = Role.VIEWER
+) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}: use one of {Role.values}."})
+    membership, created = Membership.objects.get_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def user_create(*, username: str, password: str | None = None) -> AbstractBaseUser:
+    user_model = get_user_model()
+    user = user_model(username=username, email=username if "@" in username else "")
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+def api_key_create(
+    *,
+    membership: Membership,
+    name: str,
+    created_by: AbstractBaseUser | None = None,
+    raw_key: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its raw value, which is never stored nor shown again.
+
+    `raw_key` lets provisioning import a known key (40 lowercase hex).
+    """
+    if raw_key is not None and not keys.API_KEY_RE.match(raw_key):
+        raise ValidationError({"key": "An API key is 40 lowercase hexadecimal characters."})
+    for _attempt in range(5):
+        raw = raw_key or keys.api_key_generate()
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.objects.create(
+                    organization=membership.organization,
+                    membership=membership,
+                    name=name,
+                    prefix=keys.api_key_prefix(raw),
+                    digest=keys.digest(raw),
+                    created_by=created_by,
+                )
+            return api_key, raw
+        except IntegrityError:
+            if raw_key is not None:
+                raise ValidationError(
+                    {"key": "This organization already has a key with the same prefix."}
+                ) from None
+    raise RuntimeError("could not draw a unique API key prefix")  # 5 collisions of 32 bits
+
+
+def api_key_revoke(*, organization: Organization, api_key_id: int) -> ApiKey:
+    """Revoke a key of this organization and delete its tokens."""
+    with transaction.atomic():
+        api_key = ApiKey.objects.select_for_update().get(organization=organization, pk=api_key_id)
+        if api_key.revoked_at is None:
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
+        AuthToken.objects.filter(organization=organization, api_key=api_key).delete()
+    return api_key
+
+
+def api_key_authenticate(*, group_key: str, username: str, raw_key: str) -> ApiKey | None:
+    """The unrevoked key `raw_key` of active user `username` in active organization
+    `group_key`, or None. One answer for every mismatch, so nothing can be enumerated."""
+    candidates = ApiKey.objects.select_related("organization", "membership__user").filter(
+        organization__group_key=group_key,
+        organization__is_active=True,
+        membership__user__username=username,
+        membership__user__is_active=True,
+        prefix=keys.api_key_prefix(raw_key),
+        revoked_at__isnull=True,
+    )
+    matched = None
+    # Compare every candidate, in constant time, so timing does not tell them apart.
+    for candidate in candidates:
+        if keys.digest_matches(raw_key, candidate.digest):
+            matched = candidate
+    return matched
+
+
+def token_issue(*, api_key: ApiKey) -> tuple[AuthToken, str]:
+    """Issue a token for `api_key`; return it with its raw value (only the digest is stored)."""
+    raw = keys.token_generate()
+    now = timezone.now()
+    token = AuthToken.objects.create(
+        organization=api_key.organization,
+        api_key=api_key,
+        digest=keys.digest(raw),
+        issued_at=now,
+        expires_at=now + timedelta(seconds=settings.CDP_TOKEN_TTL_SECONDS),
+    )
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return token, raw
+
+
+def token_verify(*, raw_token: str, raw_api_key: str) -> ApiKey:
+    """The API key a token was issued for, checked against the raw key sent with it.
+
+    Raises TokenInvalid or TokenExpired. The returned key carries its organization and
+    membership user, so later steps need no query to reach them.
+    """
+    token = (
+        AuthToken.objects.select_related(
+            "api_key__organization", "api_key__membership__user"
+        )
+        .filter(digest=keys.digest(raw_token))
+        .first()
+    )
+    if token is None:
+        raise TokenInvalid
+    api_key = token.api_key
+    if (
+        not keys.digest_matches(raw_api_key, api_key.digest)
+        or api_key.revoked_at is not None
+        or not api_key.organization.is_active
+        or not api_key.membership.user.is_active
+    ):
+        raise TokenInvalid
+    if token.expires_at <= timezone.now():
+        raise TokenExpired
+    return api_key
+
+
+def custom_model_create(
+    *,
+    organization: Organization,
+    name: str,
+    mom_code: str | None = None,
+    tags: list[str] | None = None,
+) -> DataModel:
+    if mom_code is not None and not identifiers.MOM_CODE_RE.match(mom_code):
+        raise ValidationError({"momCode": "A momCode reads M-XXXXX-O-XXXXX-M (A-Z, 0-9)."})
+    tags = list(tags) if tags is not None else []
+    unknown = [t for t in tags if t not in KNOWN_TAGS]
+    if unknown:
+        raise ValidationError({"tags": f"Unknown tags {unknown}: use {list(KNOWN_TAGS)}."})
+    if DataModel.objects.filter(organization=organization, name=name).exists():
+        raise ValidationError({"name": f"A model named {name!r} already exists."})
+    for _attempt in range(5):
+        code = mom_code or identifiers.mom_code_generate()
+        try:
+            with transaction.atomic():
+                return DataModel.objects.create(
+                    organization=organization,
+                    kind=ModelKind.CUSTOM,
+                    object_type=CUSTOM_MODEL_OBJECT_TYPE,
+                    name=name,
+                    mom_code=code,
+                    key_field=SYSTEM_MODELS[CUSTOM_MODEL_OBJECT_TYPE].key_field,
+                    tags=tags,
+                )
+        except IntegrityError:
+            if mom_code is not None:
+                raise ValidationError({"momCode": f"momCode {mom_code} is taken."}) from None
+    raise RuntimeError("could not draw a unique momCode")
+
+
+def field_definition_create(
+    *,
+    organization: Organization,
+    data_model: DataModel,
+    name: str,
+    label: str = "",
+    required: bool = False,
+) -> FieldDefinition:
+    """Declare a custom field; its type follows from its name (DESIGN §4)."""
+    if data_model.organization_id != organization.pk:
+        raise ValidationError({"data_model": "Unknown model."})
+    validate_custom_field_name(name)
+    pattern = custom_field_pattern(name)
+    assert pattern is not None
+    if FieldDefinition.objects.filter(
+        organization=organization, data_model=data_model, name=name
+    ).exists():
+        raise ValidationError({"name": f"Field {name} already exists on {data_model.name}."})
+    return FieldDefinition.objects.create(
+        organization=organization,
+        data_model=data_model,
+        name=name,
+        label=label,
+        type=pattern.type.value,
+        required=required,
+    )
+
+
+def field_definition_update(
+    *, organization: Organization, field_definition: FieldDefinition, label: str, required: bool
+) -> FieldDefinition:
+    if field_definition.organization_id != organization.pk:
+        raise ValidationError({"field": "Unknown field."})
+    field_definition.label = label
+    field_definition.required = required
+    field_definition.save(update_fields=["label", "required"])
+    return field_definition

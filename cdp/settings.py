@@ -1,0 +1,149 @@
+"""Settings, read from the environment (and an optional `.env` file) with django-environ.
+
+Every variable is documented in `.env.example`.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A development key is only acceptable while DEBUG is on; production must set its own.
+_DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment "
+            "(or DEBUG=true for local development only)."
+        )
+    SECRET_KEY = _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "cdp",
+    "ingestion",
+    "journeys",
+]
+
+MIDDLEWARE = [
+    "cdp.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cdp.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "cdp.wsgi.application"
+ASGI_APPLICATION = "cdp.asgi.application"
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# CACHE_URL (or REDIS_URL) selects the shared cache that rate-limit counters live in.
+_cache_url = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+CACHES = {
+    "default": env.cache_url_config(_cache_url) if _cache_url else {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "cdp",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "cdp.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "cdp — Authentication and Data Ingestion API",
+    "DESCRIPTION": "Wire-compatible with PangoCDP's Authentication and Data Ingestion API.",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- cdp ---------------------------------------------------------------------------------
+
+CDP_TOKEN_TTL_SECONDS = env.int("CDP_TOKEN_TTL_SECONDS", default=1800)
+
+# Brute-force limits of the Authentication API: attempts per window, per username and per
+# client address.
+CDP_AUTHEN_RATE_LIMITS = [
+    (env.int("CDP_AUTHEN_ATTEMPTS_PER_MINUTE", default=10), 60),
+    (env.int("CDP_AUTHEN_ATTEMPTS_PER_HOUR", default=100), 3600),
+]
+
+CDP_INGEST_MAX_BODY_BYTES = env.int("CDP_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
+CDP_INGEST_MAX_ENTRIES = env.int("CDP_INGEST_MAX_ENTRIES", default=50)
+# (requests, window seconds) per API key.
+CDP_INGEST_RATE_LIMITS = [
+    (50, 1),
+    (1_000, 60),
+    (5_000, 300),
+    (50_000, 3600),
+    (400_000, 86400),
+]
+CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
