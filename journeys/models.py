@@ -1,1 +1,155 @@
+"""User Event configurations and the user events they produce (DESIGN §4, §7)."""
 
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from cdp.identifiers import ALNUM, UPPER_ALNUM, random_string
+from cdp.models import DataModel, Organization
+from cdp.schema import CATEGORIES, CHANNELS
+
+
+class Trigger(models.TextChoices):
+    CREATED = "Created", "Created"
+    CHANGED = "Changed", "Changed"
+
+
+Channel = models.TextChoices("Channel", [(c, c) for c in CHANNELS])
+Category = models.TextChoices("Category", [(c, c) for c in CATEGORIES])
+
+EVENT_TIME_INGESTED = "ingested"
+
+
+def config_id_generate(*, group_key: str, trigger: str) -> str:
+    """The jeConfigId: `<group key>-<Created|Changed>-<15 alphanumerics>`."""
+    return f"{group_key}-{trigger}-{random_string(ALNUM, 15)}"
+
+
+def event_key_generate() -> str:
+    """The jeEventKey: `CJE-<10 upper alphanumerics>.<10 upper alphanumerics>`."""
+    return f"CJE-{random_string(UPPER_ALNUM, 10)}.{random_string(UPPER_ALNUM, 10)}"
+
+
+def event_id_generate() -> str:
+    return secrets.token_hex(16)
+
+
+class JourneyEventConfig(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="journey_event_configs"
+    )
+    data_model = models.ForeignKey(
+        DataModel, on_delete=models.CASCADE, related_name="journey_event_configs"
+    )
+    config_id = models.CharField("ID (jeConfigId)", max_length=80, editable=False)
+    event_key = models.CharField("Event Key (jeEventKey)", max_length=25, editable=False)
+    ref = models.CharField(
+        max_length=100, null=True, blank=True, help_text="Provisioning reference."
+    )
+    trigger = models.CharField("Trigger when", max_length=10, choices=Trigger.choices)
+    event_name = models.CharField(max_length=100)
+    event_time = models.CharField(
+        max_length=40,
+        default=EVENT_TIME_INGESTED,
+        help_text="'ingested' (the write time) or a timestamp field of the model.",
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, default="None")
+    category = models.CharField(max_length=20, choices=Category.choices)
+    sub_category = models.CharField(max_length=100, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    update_values = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField("Enable", default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "User Event"
+        verbose_name_plural = "User Events"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "config_id"], name="jeconfig_unique_config_id"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "event_key"], name="jeconfig_unique_event_key"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "ref"],
+                condition=Q(ref__isnull=False),
+                name="jeconfig_unique_ref",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} ({self.trigger})"
+
+
+class UserEvent(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="user_events"
+    )
+    config = models.ForeignKey(
+        JourneyEventConfig, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="events",
+    )
+    event_id = models.CharField(max_length=32, default=event_id_generate, editable=False)
+    source = models.CharField(max_length=100)
+    source_id = models.CharField(max_length=255)
+    condition = models.CharField(max_length=10, choices=Trigger.choices)
+    channel = models.CharField(max_length=10, blank=True)
+    event_ctg = models.CharField(max_length=20, blank=True)
+    event_ctg2 = models.CharField(max_length=100, blank=True)
+    event_ctg3 = models.CharField(max_length=100, blank=True)
+    event_name = models.CharField(max_length=100)
+    event_at = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    event_labels = models.JSONField(default=list, blank=True)
+    event_label2s = models.JSONField(default=list, blank=True)
+    event_label3s = models.JSONField(default=list, blank=True)
+    customer_id = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=255, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    note = models.TextField(blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-event_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-event_at", "-id"], name="userevent_org_time"),
+            models.Index(fields=["organization", "event_name"], name="userevent_org_name"),
+            models.Index(fields=["organization", "source", "source_id"], name="userevent_org_src"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "event_id"], name="userevent_unique_id"),
+            # A Created configuration fires at most once per record, ever, even when
+            # requests race: the second insert conflicts instead of duplicating.
+            models.UniqueConstraint(
+                fields=["organization", "config", "source_id"],
+                condition=Q(config__isnull=False, condition="Created"),
+                name="userevent_created_once",
+            ),
+            # Ingested user events (objectType user-event) are de-duplicated (DESIGN §7).
+            models.UniqueConstraint(
+                fields=["organization", "source", "source_id", "event_name"],
+                condition=Q(config__isnull=True, condition="Created"),
+                name="userevent_ingested_created_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "source", "source_id", "event_name", "event_at"],
+                condition=Q(config__isnull=True, condition="Changed"),
+                name="userevent_ingested_changed_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.source}/{self.source_id}"
