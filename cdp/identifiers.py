@@ -7,9 +7,10 @@ import string
 UPPER_ALNUM = string.ascii_uppercase + string.digits
 ALNUM = string.ascii_letters + string.digits
 
-GROUP_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
-MOM_CODE_RE = re.compile(r"^M-[A-Z0-9]{5}-O-[A-Z0-9]{5}-M$")
-CDP_ID_RE = re.compile(r"^[A-Za-z0-9]{20}$")
+# `\Z`, not `$`: `$` also matches before a trailing newline, which would let "…\n" through.
+GROUP_KEY_RE = re.compile(r"^[0-9a-f]{32}\Z")
+MOM_CODE_RE = re.compile(r"^M-[A-Z0-9]{5}-O-[A-Z0-9]{5}-M\Z")
+CDP_ID_RE = re.compile(r"^[A-Za-z0-9]{20}\Z")
 
 
 def random_string(alphabet: str, length: int) -> str:

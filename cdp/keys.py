@@ -9,7 +9,7 @@ import hmac
 import re
 import secrets
 
-API_KEY_RE = re.compile(r"^[0-9a-f]{40}$")
+API_KEY_RE = re.compile(r"^[0-9a-f]{40}\Z")  # `\Z`: `$` would accept a trailing newline
 API_KEY_PREFIX_LENGTH = 8
 
 

@@ -83,7 +83,10 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=8, editable=False)
     digest = models.CharField(max_length=64, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -136,7 +139,8 @@ class DataModel(models.Model):
     kind = models.CharField(max_length=10, choices=ModelKind.choices)
     object_type = models.CharField(max_length=50)
     name = models.CharField(max_length=100)
-    mom_code = models.CharField(
+    # NULL for system models: unique only among custom models.
+    mom_code = models.CharField(  # noqa: DJ001
         "momCode", max_length=17, null=True, blank=True, editable=False
     )
     key_field = models.CharField(max_length=50, editable=False)
@@ -224,9 +228,7 @@ class FieldDefinition(models.Model):
 
 
 class EntityRecord(models.Model):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="records"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="records")
     data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="records")
     key = models.CharField(max_length=255)
     cdp_id = models.CharField(max_length=20, default=identifiers.cdp_id_generate, editable=False)

@@ -8,6 +8,7 @@ worker sees the same count.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -75,10 +76,8 @@ def rate_limit_hit(
     for count, window in zip(counts, windows, strict=True):
         if count > window.limit:
             for key in keys:
-                try:
+                with contextlib.suppress(ValueError):
                     cache.decr(key)
-                except ValueError:
-                    pass
             raise _refuse(scope_label, window, now)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.db.models import Prefetch, QuerySet
 
 from cdp.models import DataModel, FieldDefinition, ModelKind, Organization
-from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
+from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, ModelSchema
 
 
 def data_models_with_fields(*, organization: Organization) -> QuerySet[DataModel]:
@@ -35,3 +38,47 @@ def object_type_exists(*, organization: Organization, object_type: str) -> bool:
     return DataModel.objects.filter(
         organization=organization, kind=ModelKind.SYSTEM, object_type=object_type
     ).exists()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A data model with its schema, loaded once per request."""
+
+    data_model: DataModel
+    schema: ModelSchema
+
+    @property
+    def pk(self) -> int:
+        return self.data_model.pk
+
+
+def _loaded(queryset: QuerySet[DataModel]) -> list[LoadedModel]:
+    models = queryset.prefetch_related(
+        Prefetch("field_definitions", queryset=FieldDefinition.objects.order_by("name"))
+    )
+    return [LoadedModel(m, m.schema(list(m.field_definitions.all()))) for m in models]
+
+
+def system_model_load(*, organization: Organization, object_type: str) -> LoadedModel | None:
+    """The system model of `object_type` with its custom fields (two queries), or None."""
+    found = _loaded(
+        DataModel.objects.filter(
+            organization=organization, kind=ModelKind.SYSTEM, object_type=object_type
+        )
+    )
+    return found[0] if found else None
+
+
+def custom_models_load(
+    *, organization: Organization, mom_codes: Iterable[str]
+) -> dict[str, LoadedModel]:
+    """The organization's custom models among `mom_codes`, by momCode (two queries)."""
+    codes = sorted(set(mom_codes))
+    if not codes:
+        return {}
+    found = _loaded(
+        DataModel.objects.filter(
+            organization=organization, kind=ModelKind.CUSTOM, mom_code__in=codes
+        )
+    )
+    return {m.data_model.mom_code: m for m in found}

@@ -82,7 +82,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # CACHE_URL (or REDIS_URL) selects the shared cache that rate-limit counters live in.
 _cache_url = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
 CACHES = {
-    "default": env.cache_url_config(_cache_url) if _cache_url else {
+    "default": env.cache_url_config(_cache_url)
+    if _cache_url
+    else {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "cdp",
     }

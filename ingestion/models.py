@@ -17,7 +17,10 @@ class IngestionRequest(models.Model):
     source = models.CharField(max_length=100, blank=True)
     init_data = models.BooleanField(default=False)
     config = models.ForeignKey(
-        "journeys.JourneyEventConfig", null=True, blank=True, on_delete=models.SET_NULL,
+        "journeys.JourneyEventConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     total = models.PositiveIntegerField(default=0)

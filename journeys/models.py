@@ -47,7 +47,7 @@ class JourneyEventConfig(models.Model):
     )
     config_id = models.CharField("ID (jeConfigId)", max_length=80, editable=False)
     event_key = models.CharField("Event Key (jeEventKey)", max_length=25, editable=False)
-    ref = models.CharField(
+    ref = models.CharField(  # noqa: DJ001 (NULL: no provisioning ref, unique otherwise)
         max_length=100, null=True, blank=True, help_text="Provisioning reference."
     )
     trigger = models.CharField("Trigger when", max_length=10, choices=Trigger.choices)
@@ -64,7 +64,10 @@ class JourneyEventConfig(models.Model):
     update_values = models.JSONField(default=list, blank=True)
     enabled = models.BooleanField("Enable", default=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -97,7 +100,10 @@ class UserEvent(models.Model):
         Organization, on_delete=models.CASCADE, related_name="user_events"
     )
     config = models.ForeignKey(
-        JourneyEventConfig, null=True, blank=True, on_delete=models.SET_NULL,
+        JourneyEventConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="events",
     )
     event_id = models.CharField(max_length=32, default=event_id_generate, editable=False)
@@ -130,7 +136,9 @@ class UserEvent(models.Model):
             models.Index(fields=["organization", "source", "source_id"], name="userevent_org_src"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "event_id"], name="userevent_unique_id"),
+            models.UniqueConstraint(
+                fields=["organization", "event_id"], name="userevent_unique_id"
+            ),
             # A Created configuration fires at most once per record, ever, even when
             # requests race: the second insert conflicts instead of duplicating.
             models.UniqueConstraint(

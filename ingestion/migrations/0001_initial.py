@@ -5,42 +5,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cdp', '0001_initial'),
+        ("cdp", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IngestionRequest',
+            name="IngestionRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.CharField(max_length=32)),
-                ('object_type', models.CharField(blank=True, max_length=50)),
-                ('source', models.CharField(blank=True, max_length=100)),
-                ('init_data', models.BooleanField(default=False)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('events_generated', models.PositiveIntegerField(default=0)),
-                ('events_suppressed', models.PositiveIntegerField(default=0)),
-                ('events_dropped', models.PositiveIntegerField(default=0)),
-                ('results', models.JSONField(blank=True, default=list)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('status', models.PositiveSmallIntegerField()),
-                ('error_code', models.CharField(blank=True, max_length=40)),
-                ('message', models.CharField(blank=True, max_length=300)),
-                ('duration_ms', models.FloatField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cdp.apikey')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("request_id", models.CharField(max_length=32)),
+                ("object_type", models.CharField(blank=True, max_length=50)),
+                ("source", models.CharField(blank=True, max_length=100)),
+                ("init_data", models.BooleanField(default=False)),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("events_generated", models.PositiveIntegerField(default=0)),
+                ("events_suppressed", models.PositiveIntegerField(default=0)),
+                ("events_dropped", models.PositiveIntegerField(default=0)),
+                ("results", models.JSONField(blank=True, default=list)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("status", models.PositiveSmallIntegerField()),
+                ("error_code", models.CharField(blank=True, max_length=40)),
+                ("message", models.CharField(blank=True, max_length=300)),
+                ("duration_ms", models.FloatField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cdp.apikey",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'ingestion request',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "ingestion request",
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

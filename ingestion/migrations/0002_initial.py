@@ -5,32 +5,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cdp', '0001_initial'),
-        ('ingestion', '0001_initial'),
-        ('journeys', '0001_initial'),
+        ("cdp", "0001_initial"),
+        ("ingestion", "0001_initial"),
+        ("journeys", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ingestionrequest',
-            name='config',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='journeys.journeyeventconfig'),
+            model_name="ingestionrequest",
+            name="config",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="journeys.journeyeventconfig",
+            ),
         ),
         migrations.AddField(
-            model_name='ingestionrequest',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ingestion_requests', to='cdp.organization'),
+            model_name="ingestionrequest",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="ingestion_requests",
+                to="cdp.organization",
+            ),
         ),
         migrations.AddIndex(
-            model_name='ingestionrequest',
-            index=models.Index(fields=['organization', '-created_at'], name='ingestionrequest_org_time'),
+            model_name="ingestionrequest",
+            index=models.Index(
+                fields=["organization", "-created_at"], name="ingestionrequest_org_time"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ingestionrequest',
-            constraint=models.UniqueConstraint(fields=('organization', 'request_id'), name='ingestionrequest_unique_request'),
+            model_name="ingestionrequest",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "request_id"), name="ingestionrequest_unique_request"
+            ),
         ),
     ]

@@ -1,0 +1,251 @@
+"""OpenAPI descriptions (drf-spectacular) of the Data Ingestion and Read APIs.
+
+The views parse bodies themselves (the wire contract is fixed by DESIGN §6), so these
+serializers only describe the shapes for the schema; they validate nothing.
+"""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorBody(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    errorCode = serializers.CharField(
+        help_text="UNAUTHORIZED, RATE_LIMITED, PAYLOAD_TOO_LARGE, INVALID_JSON, MISSING_INFO, "
+        "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
+        "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, NOT_FOUND"
+    )
+    message = serializers.CharField()
+    requestId = serializers.CharField(help_text="Equals the X-Request-Id header.")
+
+
+class IngestRequestBody(serializers.Serializer):
+    objectType = serializers.CharField(
+        help_text="custom-model, user-event, order, customer-identity, lead-information"
+    )
+    source = serializers.CharField()
+    jeConfigId = serializers.CharField(required=False, allow_null=True)
+    jeEventKey = serializers.CharField(required=False, allow_null=True)
+    entries = serializers.ListField(child=serializers.DictField(), max_length=50)
+    ignoredUpdateCfs = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class EventsCounts(serializers.Serializer):
+    generated = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
+    dropped = serializers.IntegerField()
+
+
+class EntryResult(serializers.Serializer):
+    index = serializers.IntegerField()
+    refId = serializers.CharField(allow_null=True, help_text="The entry's key value.")
+    status = serializers.IntegerField(help_text="200 stored, 101 rejected")
+    action = serializers.ChoiceField(choices=["created", "updated", "unchanged"], required=False)
+    cdpId = serializers.CharField(required=False)
+    eventId = serializers.CharField(required=False)
+    errorMessage = serializers.CharField(required=False)
+
+
+class IngestResponseBody(serializers.Serializer):
+    success = serializers.BooleanField()
+    errorCode = serializers.CharField(required=False, help_text="INVALID_ENTRIES when any failed")
+    message = serializers.CharField(required=False)
+    requestId = serializers.CharField()
+    objectType = serializers.CharField()
+    initData = serializers.BooleanField()
+    total = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    events = EventsCounts()
+    results = EntryResult(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class RecordBody(serializers.Serializer):
+    cdpId = serializers.CharField()
+    objectType = serializers.CharField()
+    momCode = serializers.CharField(allow_null=True)
+    key = serializers.CharField()
+    source = serializers.CharField()
+    createdAt = serializers.IntegerField(help_text="epoch ms")
+    updatedAt = serializers.IntegerField(help_text="epoch ms")
+    data = serializers.DictField(help_text="Flat: custom fields by their own names.")
+
+
+class RecordResponseBody(serializers.Serializer):
+    success = serializers.BooleanField()
+    record = RecordBody()
+
+
+class UserEventBody(serializers.Serializer):
+    eventId = serializers.CharField()
+    jeConfigId = serializers.CharField(allow_null=True)
+    jeEventKey = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+    sourceId = serializers.CharField()
+    condition = serializers.CharField()
+    channel = serializers.CharField()
+    eventCtg = serializers.CharField()
+    eventCtg2 = serializers.CharField()
+    eventCtg3 = serializers.CharField()
+    eventName = serializers.CharField()
+    eventAt = serializers.IntegerField(help_text="epoch ms")
+    value = serializers.FloatField(allow_null=True)
+    eventLabels = serializers.ListField(child=serializers.CharField())
+    eventLabel2s = serializers.ListField(child=serializers.CharField())
+    eventLabel3s = serializers.ListField(child=serializers.CharField())
+    customerId = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    note = serializers.CharField()
+    properties = serializers.DictField()
+    requestId = serializers.CharField()
+
+
+class UserEventsResponseBody(serializers.Serializer):
+    success = serializers.BooleanField()
+    events = UserEventBody(many=True)
+    next = serializers.CharField(allow_null=True, help_text="Pass back as cursor=")
+
+
+_HEADERS = [
+    OpenApiParameter(
+        "TOKEN",
+        str,
+        OpenApiParameter.HEADER,
+        required=True,
+        description="Token from POST /api/accounts/authen",
+    ),
+    OpenApiParameter(
+        "API_KEY",
+        str,
+        OpenApiParameter.HEADER,
+        required=True,
+        description="The API key the token was issued for",
+    ),
+]
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorBody, description=description)
+
+
+_AUTH_ERRORS = {
+    401: _error(
+        "UNAUTHORIZED: `TOKEN and API_KEY headers are required`, `Invalid token or API key`, "
+        "or `Token has expired`"
+    ),
+    429: _error(
+        "RATE_LIMITED: a window of this API key is full; X-Rate-Limit-Retry-After-Seconds "
+        "and Retry-After give the seconds until it frees"
+    ),
+}
+
+INGEST = {
+    "operation_id": "ingest",
+    "summary": "Create or update up to 50 records of one object type",
+    "tags": ["Data Ingestion API"],
+    "request": IngestRequestBody,
+    "parameters": [
+        *_HEADERS,
+        OpenApiParameter(
+            "initData",
+            str,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="true for a historical load: no user events fire",
+        ),
+    ],
+    "responses": {
+        200: OpenApiResponse(IngestResponseBody, description="At least one entry stored"),
+        400: OpenApiResponse(
+            IngestResponseBody,
+            description="INVALID_JSON, MISSING_INFO (`Invalid value of: <fields>`), "
+            "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
+            "JOURNEY_EVENT_DISABLED: an error body; INVALID_ENTRIES (every entry rejected): "
+            "the error body plus every field of the 200 body",
+        ),
+        **_AUTH_ERRORS,
+        413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
+    },
+    "examples": [
+        OpenApiExample(
+            "custom-model",
+            request_only=True,
+            value={
+                "objectType": "custom-model",
+                "source": "CRM",
+                "jeConfigId": None,
+                "jeEventKey": None,
+                "entries": [
+                    {
+                        "momCode": "M-Q3JP7-O-OHITB-M",
+                        "refId": "R-1",
+                        "customerId": "C-1",
+                        "customFieldTexts": {"customField01": "gold"},
+                        "customFieldLongs": {"customFieldLong01": 3},
+                    }
+                ],
+                "ignoredUpdateCfs": ["customField01"],
+            },
+        )
+    ],
+}
+
+RECORD = {
+    "operation_id": "record_get",
+    "summary": "Read one stored record by its key",
+    "tags": ["Read API"],
+    "parameters": [
+        *_HEADERS,
+        OpenApiParameter(
+            "momCode",
+            str,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="Required for objectType custom-model",
+        ),
+    ],
+    "responses": {
+        200: RecordResponseBody,
+        400: _error("MISSING_INFO: `Invalid value of: momCode`"),
+        404: _error("NOT_FOUND: the organization has no such record"),
+        **_AUTH_ERRORS,
+    },
+}
+
+USER_EVENTS = {
+    "operation_id": "user_events_list",
+    "summary": "List user events, newest first",
+    "tags": ["Read API"],
+    "parameters": [
+        *_HEADERS,
+        OpenApiParameter("eventName", str, OpenApiParameter.QUERY, required=False),
+        OpenApiParameter("source", str, OpenApiParameter.QUERY, required=False),
+        OpenApiParameter("sourceId", str, OpenApiParameter.QUERY, required=False),
+        OpenApiParameter(
+            "since",
+            int,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="epoch ms: events at or after",
+        ),
+        OpenApiParameter(
+            "limit", int, OpenApiParameter.QUERY, required=False, description="1–200, default 50"
+        ),
+        OpenApiParameter(
+            "cursor",
+            str,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="`next` of the previous page",
+        ),
+    ],
+    "responses": {
+        200: UserEventsResponseBody,
+        400: _error("MISSING_INFO: `Invalid value of: <parameters>`"),
+        **_AUTH_ERRORS,
+    },
+}

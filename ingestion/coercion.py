@@ -1,0 +1,131 @@
+"""Coercion of wire values to a field's type (DESIGN §6), one function per type.
+
+Each coercer returns the stored value or raises `CoercionError` with a reason; the
+caller names the field. `None` never reaches a coercer: it means "clear".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from cdp.schema import Field, FieldType
+
+# Below this, a number is epoch seconds (10^11 ms is in 1973; 10^11 s is in year 5138).
+EPOCH_SECONDS_BELOW = 10**11
+_INTEGER_RE = re.compile(r"^[+-]?\d+$")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class CoercionError(ValueError):
+    pass
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def to_text(value: Any, *, tz_hours: int = 0) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _is_number(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CoercionError("must be a finite number")
+        return str(value)
+    raise CoercionError("must be a string, number or boolean")
+
+
+def to_integer(value: Any, *, tz_hours: int = 0) -> int:
+    if isinstance(value, bool):
+        raise CoercionError("must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
+        return int(value.strip())
+    raise CoercionError("must be an integer")
+
+
+def to_number(value: Any, *, tz_hours: int = 0) -> int | float:
+    if _is_number(value):
+        if not math.isfinite(value):
+            raise CoercionError("must be a finite number")
+        return value
+    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        text = value.strip()
+        return int(text) if _INTEGER_RE.match(text) else float(text)
+    raise CoercionError("must be a number")
+
+
+def to_boolean(value: Any, *, tz_hours: int = 0) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise CoercionError("must be a boolean")
+
+
+def _epoch_to_ms(number: int | float) -> int:
+    return round(number * 1000) if abs(number) < EPOCH_SECONDS_BELOW else int(number)
+
+
+def to_timestamp(value: Any, *, tz_hours: int = 0) -> int:
+    """Epoch milliseconds from epoch ms or seconds (number or numeric string) or ISO-8601.
+
+    A zone-less ISO string is read in the entry's `timezoneGmt` (hours east of UTC).
+    """
+    if isinstance(value, bool):
+        raise CoercionError("must be a timestamp")
+    if _is_number(value):
+        if not math.isfinite(value):
+            raise CoercionError("must be a timestamp")
+        return _epoch_to_ms(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMBER_RE.match(text):
+            return _epoch_to_ms(float(text) if not _INTEGER_RE.match(text) else int(text))
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise CoercionError(
+                "must be epoch milliseconds, epoch seconds or an ISO-8601 date"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone(timedelta(hours=tz_hours)))
+        return round(moment.astimezone(UTC).timestamp() * 1000)
+    raise CoercionError("must be a timestamp")
+
+
+def to_list(value: Any, *, tz_hours: int = 0) -> list[str]:
+    if not isinstance(value, list):
+        raise CoercionError("must be a list")
+    try:
+        return [to_text(item) for item in value]
+    except CoercionError:
+        raise CoercionError("must be a list of strings, numbers or booleans") from None
+
+
+COERCERS: dict[FieldType, Callable[..., Any]] = {
+    FieldType.TEXT: to_text,
+    FieldType.INTEGER: to_integer,
+    FieldType.NUMBER: to_number,
+    FieldType.BOOLEAN: to_boolean,
+    FieldType.TIMESTAMP: to_timestamp,
+    FieldType.LIST: to_list,
+}
+
+
+def coerce(field: Field, value: Any, *, tz_hours: int = 0) -> Any:
+    """The value of `field` to store; raises CoercionError. Object lists are not handled here."""
+    coerced = COERCERS[field.type](value, tz_hours=tz_hours)
+    if field.choices is not None and coerced != "" and coerced not in field.choices:
+        raise CoercionError(f"must be one of {', '.join(field.choices)}")
+    return coerced

@@ -1,0 +1,154 @@
+"""Reads of the Read API (DESIGN §6b). Every lookup is made inside the organization."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Q
+from django.http import QueryDict
+
+from cdp.errors import InvalidValue
+from cdp.models import EntityRecord, ModelKind, Organization
+from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
+from journeys.models import UserEvent
+
+MAX_EVENTS_PAGE = 200
+DEFAULT_EVENTS_PAGE = 50
+
+
+def epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def record_get(
+    *, organization: Organization, object_type: str, key: str, mom_code: str | None
+) -> EntityRecord | None:
+    records = EntityRecord.objects.select_related("data_model").filter(
+        organization=organization, key=key
+    )
+    if object_type == CUSTOM_MODEL_OBJECT_TYPE:
+        records = records.filter(data_model__kind=ModelKind.CUSTOM, data_model__mom_code=mom_code)
+    else:
+        records = records.filter(
+            data_model__kind=ModelKind.SYSTEM, data_model__object_type=object_type
+        )
+    return records.first()
+
+
+def record_as_json(record: EntityRecord) -> dict[str, Any]:
+    return {
+        "cdpId": record.cdp_id,
+        "objectType": record.data_model.object_type,
+        "momCode": record.data_model.mom_code,
+        "key": record.key,
+        "source": record.source,
+        "createdAt": epoch_ms(record.created_at),
+        "updatedAt": epoch_ms(record.updated_at),
+        "data": record.data,
+    }
+
+
+def _cursor_encode(event: UserEvent) -> str:
+    raw = f"{event.event_at.isoformat()}|{event.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("cursor time without zone")
+        return moment, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue(["cursor"]) from None
+
+
+@dataclass(frozen=True)
+class UserEventQuery:
+    event_name: str | None = None
+    source: str | None = None
+    source_id: str | None = None
+    since: datetime | None = None
+    limit: int = DEFAULT_EVENTS_PAGE
+    cursor: tuple[datetime, int] | None = None
+
+    @classmethod
+    def from_params(cls, params: QueryDict) -> UserEventQuery:
+        bad = []
+        text = {
+            name: (params.get(name) or "").strip() or None
+            for name in ("eventName", "source", "sourceId")
+        }
+        since = None
+        if params.get("since"):
+            try:
+                since = datetime.fromtimestamp(int(params["since"]) / 1000, tz=UTC)
+            except (ValueError, OverflowError, OSError):
+                bad.append("since")
+        limit = DEFAULT_EVENTS_PAGE
+        if params.get("limit"):
+            try:
+                limit = int(params["limit"])
+                if not 1 <= limit <= MAX_EVENTS_PAGE:
+                    raise ValueError
+            except ValueError:
+                bad.append("limit")
+        if bad:
+            raise InvalidValue(bad)
+        cursor = _cursor_decode(params["cursor"]) if params.get("cursor") else None
+        return cls(text["eventName"], text["source"], text["sourceId"], since, limit, cursor)
+
+
+def user_events_list(
+    *, organization: Organization, query: UserEventQuery
+) -> tuple[list[UserEvent], str | None]:
+    """A page of the organization's user events, newest first, and the next page's cursor."""
+    events = UserEvent.objects.filter(organization=organization).select_related("config")
+    if query.event_name:
+        events = events.filter(event_name=query.event_name)
+    if query.source:
+        events = events.filter(source=query.source)
+    if query.source_id:
+        events = events.filter(source_id=query.source_id)
+    if query.since:
+        events = events.filter(event_at__gte=query.since)
+    if query.cursor:
+        at, pk = query.cursor
+        events = events.filter(Q(event_at__lt=at) | Q(event_at=at, pk__lt=pk))
+    page = list(events.order_by("-event_at", "-pk")[: query.limit + 1])
+    has_more = len(page) > query.limit
+    page = page[: query.limit]
+    return page, (_cursor_encode(page[-1]) if has_more else None)
+
+
+def user_event_as_json(event: UserEvent) -> dict[str, Any]:
+    return {
+        "eventId": event.event_id,
+        "jeConfigId": event.config.config_id if event.config else None,
+        "jeEventKey": event.config.event_key if event.config else None,
+        "source": event.source,
+        "sourceId": event.source_id,
+        "condition": event.condition,
+        "channel": event.channel,
+        "eventCtg": event.event_ctg,
+        "eventCtg2": event.event_ctg2,
+        "eventCtg3": event.event_ctg3,
+        "eventName": event.event_name,
+        "eventAt": epoch_ms(event.event_at),
+        "value": event.value,
+        "eventLabels": event.event_labels,
+        "eventLabel2s": event.event_label2s,
+        "eventLabel3s": event.event_label3s,
+        "customerId": event.customer_id,
+        "email": event.email,
+        "phone": event.phone,
+        "note": event.note,
+        "properties": event.properties,
+        "requestId": event.request_id,
+    }

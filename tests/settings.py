@@ -1,0 +1,9 @@
+"""Settings for the test suite: the project's settings with a test-only secret key, so a
+bare `pytest` works without DEBUG. Everything else comes from the environment as usual
+(DATABASE_URL selects PostgreSQL in CI)."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment")
+
+from cdp.settings import *  # noqa: F403
