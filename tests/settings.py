@@ -7,3 +7,6 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment")
 
 from cdp.settings import *  # noqa: F403
+
+# Test users need no slow password hashing.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
