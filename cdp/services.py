@@ -279,3 +279,29 @@ def field_definition_update(
     field_definition.required = required
     field_definition.save(update_fields=["label", "required"])
     return field_definition
+
+
+def organization_rename(*, organization: Organization, name: str) -> Organization:
+    """Rename an organization; its group key, the tenant's identity on the wire, never changes."""
+    if not name.strip():
+        raise ValidationError({"name": "An organization needs a name."})
+    if organization.name != name:
+        organization.name = name
+        organization.save(update_fields=["name"])
+    return organization
+
+
+def custom_model_tags_set(
+    *, organization: Organization, data_model: DataModel, tags: list[str]
+) -> DataModel:
+    """Replace the tags of one of the organization's custom models (system models keep the
+    tags their spec gives them)."""
+    if data_model.organization_id != organization.pk or not data_model.is_custom:
+        raise ValidationError({"model": "Unknown custom model."})
+    unknown = [t for t in tags if t not in KNOWN_TAGS]
+    if unknown:
+        raise ValidationError({"tags": f"Unknown tags {unknown}: use {list(KNOWN_TAGS)}."})
+    if data_model.tags != list(tags):
+        data_model.tags = list(tags)
+        data_model.save(update_fields=["tags"])
+    return data_model
