@@ -45,6 +45,15 @@ class TokenExpired(Exception):
 
 
 def organization_create(*, name: str, group_key: str | None = None) -> Organization:
+    """Create a tenant with its system models. `group_key` lets provisioning import a
+    known cdpGKey (32 lowercase hex); it is drawn at random otherwise."""
+    if group_key is not None:
+        if not identifiers.GROUP_KEY_RE.match(group_key):
+            raise ValidationError(
+                {"groupKey": "A group key is 32 lowercase hexadecimal characters."}
+            )
+        if Organization.objects.filter(group_key=group_key).exists():
+            raise ValidationError({"groupKey": "Another organization has this group key."})
     with transaction.atomic():
         organization = Organization.objects.create(
             name=name, group_key=group_key or identifiers.group_key_generate()
@@ -187,9 +196,7 @@ def token_verify(*, raw_token: str, raw_api_key: str) -> ApiKey:
     membership user, so later steps need no query to reach them.
     """
     token = (
-        AuthToken.objects.select_related(
-            "api_key__organization", "api_key__membership__user"
-        )
+        AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
         .filter(digest=keys.digest(raw_token))
         .first()
     )

@@ -97,9 +97,7 @@ class AuthenticationView(APIView):
                 scope_label="of failed attempts",
             )
 
-        key = services.api_key_authenticate(
-            group_key=group_key, username=username, raw_key=api_key
-        )
+        key = services.api_key_authenticate(group_key=group_key, username=username, raw_key=api_key)
         if key is None:
             for kind, ident in idents:
                 rate_limit_count(scope=f"{AUTHEN_SCOPE}:{kind}", ident=ident, windows=windows)

@@ -9,7 +9,6 @@ import cdp.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,141 +17,335 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='DataModel',
+            name="DataModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('system', 'System'), ('custom', 'Custom')], max_length=10)),
-                ('object_type', models.CharField(max_length=50)),
-                ('name', models.CharField(max_length=100)),
-                ('mom_code', models.CharField(blank=True, editable=False, max_length=17, null=True, verbose_name='momCode')),
-                ('key_field', models.CharField(editable=False, max_length=50)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("system", "System"), ("custom", "Custom")], max_length=10
+                    ),
+                ),
+                ("object_type", models.CharField(max_length=50)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "mom_code",
+                    models.CharField(
+                        blank=True, editable=False, max_length=17, null=True, verbose_name="momCode"
+                    ),
+                ),
+                ("key_field", models.CharField(editable=False, max_length=50)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['kind', 'name'],
+                "ordering": ["kind", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Organization',
+            name="Organization",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('group_key', models.CharField(default=cdp.identifiers.group_key_generate, editable=False, max_length=32, unique=True, verbose_name='group key (cdpGKey)')),
-                ('is_active', models.BooleanField(default=True)),
-                ('callback_url', models.URLField(blank=True, max_length=500)),
-                ('callback_enabled', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "group_key",
+                    models.CharField(
+                        default=cdp.identifiers.group_key_generate,
+                        editable=False,
+                        max_length=32,
+                        unique=True,
+                        verbose_name="group key (cdpGKey)",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("callback_url", models.URLField(blank=True, max_length=500)),
+                ("callback_enabled", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('editor', 'Editor'), ('viewer', 'Viewer')], default='viewer', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='cdp.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("admin", "Admin"),
+                            ("editor", "Editor"),
+                            ("viewer", "Viewer"),
+                        ],
+                        default="viewer",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="cdp.organization",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(editable=False, max_length=8)),
-                ('digest', models.CharField(editable=False, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('membership', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='cdp.membership')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='cdp.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(editable=False, max_length=8)),
+                ("digest", models.CharField(editable=False, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "membership",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_keys",
+                        to="cdp.membership",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_keys",
+                        to="cdp.organization",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='FieldDefinition',
+            name="FieldDefinition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=40, validators=[cdp.models.validate_custom_field_name])),
-                ('label', models.CharField(blank=True, max_length=100)),
-                ('type', models.CharField(choices=[('text', 'text'), ('integer', 'integer'), ('number', 'number'), ('boolean', 'boolean'), ('timestamp', 'timestamp'), ('list', 'list'), ('object_list', 'object_list')], editable=False, max_length=20)),
-                ('required', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('data_model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='field_definitions', to='cdp.datamodel')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='field_definitions', to='cdp.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=40, validators=[cdp.models.validate_custom_field_name]
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=100)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("text", "text"),
+                            ("integer", "integer"),
+                            ("number", "number"),
+                            ("boolean", "boolean"),
+                            ("timestamp", "timestamp"),
+                            ("list", "list"),
+                            ("object_list", "object_list"),
+                        ],
+                        editable=False,
+                        max_length=20,
+                    ),
+                ),
+                ("required", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "data_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="field_definitions",
+                        to="cdp.datamodel",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="field_definitions",
+                        to="cdp.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='EntityRecord',
+            name="EntityRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255)),
-                ('cdp_id', models.CharField(default=cdp.identifiers.cdp_id_generate, editable=False, max_length=20)),
-                ('data', models.JSONField(default=dict)),
-                ('source', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('data_model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='records', to='cdp.datamodel')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='records', to='cdp.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255)),
+                (
+                    "cdp_id",
+                    models.CharField(
+                        default=cdp.identifiers.cdp_id_generate, editable=False, max_length=20
+                    ),
+                ),
+                ("data", models.JSONField(default=dict)),
+                ("source", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "data_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="records",
+                        to="cdp.datamodel",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="records",
+                        to="cdp.organization",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='datamodel',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='data_models', to='cdp.organization'),
+            model_name="datamodel",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="data_models",
+                to="cdp.organization",
+            ),
         ),
         migrations.CreateModel(
-            name='AuthToken',
+            name="AuthToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('issued_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('api_key', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='cdp.apikey')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='auth_tokens', to='cdp.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("digest", models.CharField(editable=False, max_length=64, unique=True)),
+                ("issued_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tokens",
+                        to="cdp.apikey",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="auth_tokens",
+                        to="cdp.organization",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('organization', 'user'), name='membership_unique_org_user'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "user"), name="membership_unique_org_user"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='fielddefinition',
-            constraint=models.UniqueConstraint(fields=('organization', 'data_model', 'name'), name='fielddef_unique_name'),
+            model_name="fielddefinition",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "data_model", "name"), name="fielddef_unique_name"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='entityrecord',
-            constraint=models.UniqueConstraint(fields=('organization', 'data_model', 'key'), name='record_unique_key'),
+            model_name="entityrecord",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "data_model", "key"), name="record_unique_key"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='entityrecord',
-            constraint=models.UniqueConstraint(fields=('organization', 'cdp_id'), name='record_unique_cdp_id'),
+            model_name="entityrecord",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "cdp_id"), name="record_unique_cdp_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datamodel',
-            constraint=models.UniqueConstraint(fields=('organization', 'name'), name='datamodel_unique_name'),
+            model_name="datamodel",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "name"), name="datamodel_unique_name"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datamodel',
-            constraint=models.UniqueConstraint(condition=models.Q(('mom_code__isnull', False)), fields=('organization', 'mom_code'), name='datamodel_unique_mom_code'),
+            model_name="datamodel",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("mom_code__isnull", False)),
+                fields=("organization", "mom_code"),
+                name="datamodel_unique_mom_code",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datamodel',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'system')), fields=('organization', 'object_type'), name='datamodel_unique_system_type'),
+            model_name="datamodel",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "system")),
+                fields=("organization", "object_type"),
+                name="datamodel_unique_system_type",
+            ),
         ),
         migrations.AddIndex(
-            model_name='authtoken',
-            index=models.Index(fields=['organization', 'expires_at'], name='authtoken_org_expires'),
+            model_name="authtoken",
+            index=models.Index(fields=["organization", "expires_at"], name="authtoken_org_expires"),
         ),
         migrations.AddConstraint(
-            model_name='apikey',
-            constraint=models.UniqueConstraint(fields=('organization', 'prefix'), name='apikey_unique_org_prefix'),
+            model_name="apikey",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "prefix"), name="apikey_unique_org_prefix"
+            ),
         ),
     ]

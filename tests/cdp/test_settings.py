@@ -1,0 +1,79 @@
+"""Settings refuse to start in production without a SECRET_KEY (cdp/settings.py).
+
+Each case imports the settings in a fresh interpreter, because this process already
+holds them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+
+# Settings also read the project's `.env`; one that sets SECRET_KEY (a developer's machine)
+# makes the environment impossible to clear from here. CI has none.
+_dotenv = PROJECT_DIR / ".env"
+needs_no_dotenv_secret = pytest.mark.skipif(
+    _dotenv.exists()
+    and re.search(r"^\s*SECRET_KEY\s*=\s*\S", _dotenv.read_text(), re.MULTILINE) is not None,
+    reason=".env sets SECRET_KEY",
+)
+
+
+def import_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    return subprocess.run(
+        [sys.executable, "-c", "import cdp.settings as s; print(s.DEBUG, s.SECRET_KEY)"],
+        cwd=PROJECT_DIR,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@needs_no_dotenv_secret
+def test_missing_secret_key_with_debug_off_is_improperly_configured():
+    result = import_settings(DEBUG="false")
+
+    assert result.returncode != 0
+    assert "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
+    assert result.stdout == ""
+
+
+@needs_no_dotenv_secret
+def test_missing_debug_means_debug_off_and_needs_a_secret_key():
+    result = import_settings()
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
+
+
+@needs_no_dotenv_secret
+def test_blank_secret_key_with_debug_off_is_improperly_configured():
+    result = import_settings(DEBUG="false", SECRET_KEY="")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
+
+
+def test_secret_key_from_the_environment_is_used():
+    result = import_settings(DEBUG="false", SECRET_KEY="a-long-random-production-secret")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "a-long-random-production-secret"]
+
+
+@needs_no_dotenv_secret
+def test_debug_on_falls_back_to_the_development_key():
+    result = import_settings(DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", DEV_SECRET_KEY]
