@@ -8,8 +8,9 @@ another model holds, a key that clashes with a stored one) raise `ProvisioningIn
 there, which rolls the whole run back.
 
 Each top-level section has one validator and one apply step, called in file order, so
-User Events (DESIGN §7) and callbacks come in as one more pair each; until then their
-validators refuse them.
+callbacks come in as one more pair; until then its validator refuses them. User Events
+are judged in two steps: their shape here, their filters, update values and event time
+against the model's schema while applying (the schema may come from the same file).
 
 Matching, so that a second run changes nothing: the organization by `groupKey` when the
 file gives one, else by name; users by username; API keys by name within the membership;
@@ -48,11 +49,16 @@ from cdp.schema import (
     SYSTEM_MODELS,
     custom_field_pattern,
 )
+from journeys.models import JourneyEventConfig, Trigger
+from journeys.services import (
+    CONFIG_FIELDS,
+    journey_event_config_create,
+    journey_event_config_update,
+)
 
 Status = Literal["created", "updated", "unchanged"]
 Spec = dict[str, Any]
 
-USER_EVENTS_UNSUPPORTED = "userEvents are not supported yet: they come with the User Events feature"
 CALLBACK_UNSUPPORTED = "callbacks are not supported yet"
 
 # Every key each object may hold; anything else is refused, so a typo never passes silently.
@@ -62,6 +68,8 @@ USER_KEYS = ("username", "password", "role", "apiKeys")
 API_KEY_KEYS = ("name", "key")
 MODEL_KEYS = ("name", "objectType", "momCode", "tags", "fields")
 FIELD_KEYS = ("name", "label", "required")
+USER_EVENT_KEYS = ("ref", "model", "trigger", *CONFIG_FIELDS)
+USER_EVENT_REF_MAX = 100
 
 OBJECT_TYPES = (CUSTOM_MODEL_OBJECT_TYPE, *services.SYSTEM_OBJECT_TYPES)
 SYSTEM_MODEL_NAMES = {SYSTEM_MODELS[t].name: t for t in services.SYSTEM_OBJECT_TYPES}
@@ -126,6 +134,14 @@ class ModelOutcome:
 
 
 @dataclass
+class UserEventOutcome:
+    ref: str
+    config_id: str
+    event_key: str
+    status: Status
+
+
+@dataclass
 class OrganizationOutcome:
     name: str
     group_key: str
@@ -137,6 +153,7 @@ class ProvisioningResult:
     organization: OrganizationOutcome
     users: list[UserOutcome]
     models: list[ModelOutcome]
+    user_events: list[UserEventOutcome] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -145,11 +162,11 @@ class ProvisioningResult:
             or any(u.status != "unchanged" for u in self.users)
             or any(k.status != "unchanged" for u in self.users for k in u.api_keys)
             or any(m.status != "unchanged" for m in self.models)
+            or any(e.status != "unchanged" for e in self.user_events)
         )
 
     def as_json(self) -> dict[str, Any]:
-        """The `--json` shape of DESIGN §10. `callbackSecret` is null until callbacks exist;
-        `userEvents` is empty until User Events exist."""
+        """The `--json` shape of DESIGN §10. `callbackSecret` is null until callbacks exist."""
         return {
             "organization": {
                 "name": self.organization.name,
@@ -167,7 +184,10 @@ class ProvisioningResult:
                 {"name": m.name, "objectType": m.object_type, "momCode": m.mom_code}
                 for m in self.models
             ],
-            "userEvents": [],
+            "userEvents": [
+                {"ref": e.ref, "jeConfigId": e.config_id, "jeEventKey": e.event_key}
+                for e in self.user_events
+            ],
         }
 
 
@@ -413,8 +433,17 @@ def _fields_validate(value: object, path: str, errors: list[ProvisioningError]) 
 
 
 def _user_events_validate(value: object, path: str, errors: list[ProvisioningError]) -> None:
-    # Refused whatever it holds, until journeys/ provides User Events (DESIGN §7).
-    errors.append(ProvisioningError(path, USER_EVENTS_UNSUPPORTED))
+    """The shape of each User Event; its rules are judged against the model when applied."""
+    refs: dict[str, str] = {}
+    for item_path, item in _items(value, path, errors):
+        spec = _object(item, item_path, USER_EVENT_KEYS, ("ref", "model", "trigger"), errors)
+        if spec is None:
+            continue
+        ref = _text(spec, "ref", item_path, errors, max_length=USER_EVENT_REF_MAX)
+        if ref is not None:
+            _unique(ref, _key_path(item_path, "ref"), refs, "ref", errors)
+        _text(spec, "model", item_path, errors, max_length=MODEL_NAME_MAX)
+        _choice(spec, "trigger", item_path, errors, tuple(Trigger.values))
 
 
 # Small checks. Each appends its errors and returns the value when it is usable, so the
@@ -569,8 +598,14 @@ def provisioning_apply(*, document: Spec) -> ProvisioningResult:
         models = _models_apply(
             organization=organization, items=document.get("models") or [], path="models"
         )
-        # userEvents: its step goes here, once journeys/ provides the services (DESIGN §7).
-    return ProvisioningResult(organization=organization_outcome, users=users, models=models)
+        user_events = _user_events_apply(
+            organization=organization,
+            items=document.get("userEvents") or [],
+            path="userEvents",
+        )
+    return ProvisioningResult(
+        organization=organization_outcome, users=users, models=models, user_events=user_events
+    )
 
 
 def _organization_apply(spec: Spec) -> tuple[Organization, OrganizationOutcome]:
@@ -771,6 +806,82 @@ def _fields_apply(
             )
             updated.append(name)
     return created, updated
+
+
+def _user_events_apply(
+    *, organization: Organization, items: list[Spec], path: str
+) -> list[UserEventOutcome]:
+    return [
+        _user_event_apply(organization=organization, spec=spec, path=f"{path}[{index}]")
+        for index, spec in enumerate(items)
+    ]
+
+
+def _user_event_model(*, organization: Organization, name: str, path: str) -> DataModel:
+    """`model` is a custom model's name or a system object type (DESIGN §10)."""
+    models = DataModel.objects.filter(organization=organization)
+    if name in services.SYSTEM_OBJECT_TYPES:
+        found = models.filter(kind=ModelKind.SYSTEM, object_type=name).first()
+    else:
+        found = models.filter(kind=ModelKind.CUSTOM, name=name).first()
+    if found is None:
+        raise _invalid(
+            f"{path}.model",
+            f"no model {name!r}: use a custom model's name or one of "
+            f"{_one_of(services.SYSTEM_OBJECT_TYPES)}",
+        )
+    return found
+
+
+def _user_event_apply(*, organization: Organization, spec: Spec, path: str) -> UserEventOutcome:
+    """Match by `ref`. The model and trigger of a stored User Event never change (its ID
+    names the trigger, and clients hold it); the other settings are updated."""
+    ref: str = spec["ref"]
+    data_model = _user_event_model(organization=organization, name=spec["model"], path=path)
+    settings = {name: spec[name] for name in CONFIG_FIELDS if spec.get(name) is not None}
+    config = JourneyEventConfig.objects.filter(organization=organization, ref=ref).first()
+    if config is None:
+        config = _refusing_paths(
+            path,
+            journey_event_config_create,
+            organization=organization,
+            data_model=data_model,
+            trigger=spec["trigger"],
+            settings=settings,
+            ref=ref,
+        )
+        status: Status = "created"
+    else:
+        if config.data_model_id != data_model.pk or config.trigger != spec["trigger"]:
+            raise _invalid(
+                path,
+                f"User Event {ref!r} exists on {config.data_model.name} with trigger "
+                f"{config.trigger}: its model and trigger never change; give another ref",
+            )
+        config, changed = _refusing_paths(
+            path,
+            journey_event_config_update,
+            organization=organization,
+            config=config,
+            settings=settings,
+        )
+        status = "updated" if changed else "unchanged"
+    return UserEventOutcome(
+        ref=ref, config_id=config.config_id, event_key=config.event_key, status=status
+    )
+
+
+def _refusing_paths(path: str, service: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call a journeys service whose ValidationError messages start with their own path
+    (`filter.conditions[1].operator: …`); report them under `path`."""
+    try:
+        return service(**kwargs)
+    except ValidationError as error:
+        problems = []
+        for message in error.messages:
+            inner, _, text = message.partition(": ")
+            problems.append(ProvisioningError(_key_path(path, inner), text or message))
+        raise ProvisioningInvalid(problems) from None
 
 
 def _refusing(path: str, service: Callable[..., Any], **kwargs: Any) -> Any:

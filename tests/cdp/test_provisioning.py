@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from cdp import keys, services
 from cdp.models import ApiKey, DataModel, FieldDefinition, Membership, Organization
+from journeys.models import JourneyEventConfig
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "examples" / "demo-tenant.json"
 INITECH_GROUP_KEY = "1234567890abcdef1234567890abcdef"
@@ -49,6 +50,38 @@ def initech_document() -> dict[str, Any]:
             {
                 "objectType": "user-event",
                 "fields": [{"name": "customField01", "label": "Campaign"}],
+            },
+        ],
+        "userEvents": [
+            {
+                "ref": "membership_created",
+                "model": "Membership",
+                "trigger": "Created",
+                "eventName": "membership_created",
+                "eventTime": "ingested",
+                "channel": "Online",
+                "category": "UserIdentity",
+                "subCategory": "signup",
+                "filter": {
+                    "match": "all",
+                    "conditions": [
+                        {"field": "customField01", "operator": "is_not_empty"},
+                        {"field": "customFieldLong01", "operator": "gte", "value": 100},
+                    ],
+                },
+                "updateValues": [
+                    {"target": "value", "field": "customFieldLong01"},
+                    {"target": "properties.tier", "field": "customField01"},
+                    {"target": "eventLabels", "value": ["vip"]},
+                ],
+                "enabled": True,
+            },
+            {
+                "ref": "identity_changed",
+                "model": "customer-identity",
+                "trigger": "Changed",
+                "eventName": "identity_changed",
+                "category": "UserIdentity",
             },
         ],
     }
@@ -102,6 +135,23 @@ def snapshot(organization: Organization | None = None) -> dict[str, list[tuple[A
             FieldDefinition.objects.filter(**scope)
             .order_by("pk")
             .values_list("pk", "organization", "data_model", "name", "type", "label", "required")
+        ),
+        "user_events": list(
+            JourneyEventConfig.objects.filter(**scope)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "organization",
+                "data_model",
+                "ref",
+                "config_id",
+                "event_key",
+                "trigger",
+                "event_name",
+                "filters",
+                "update_values",
+                "enabled",
+            )
         ),
     }
 
@@ -195,7 +245,32 @@ def test_json_output_gives_what_a_client_needs(tmp_path, client):
         {"name": "Visit", "objectType": "custom-model", "momCode": visit_code},
         {"name": "User Event", "objectType": "user-event", "momCode": None},
     ]
-    assert output["userEvents"] == []
+    configs = {c.ref: c for c in JourneyEventConfig.objects.filter(organization__name="Initech")}
+    assert output["userEvents"] == [
+        {
+            "ref": ref,
+            "jeConfigId": configs[ref].config_id,
+            "jeEventKey": configs[ref].event_key,
+        }
+        for ref in ("membership_created", "identity_changed")
+    ]
+    assert re.fullmatch(
+        INITECH_GROUP_KEY + r"-Created-[A-Za-z0-9]{15}", configs["membership_created"].config_id
+    )
+    assert re.fullmatch(r"CJE-[A-Z0-9]{10}\.[A-Z0-9]{10}", configs["identity_changed"].event_key)
+    created = configs["membership_created"]
+    assert (created.data_model.name, created.trigger, created.channel, created.sub_category) == (
+        "Membership",
+        "Created",
+        "Online",
+        "signup",
+    )
+    assert created.filters["conditions"][1] == {
+        "field": "customFieldLong01",
+        "operator": "gte",
+        "value": 100,
+    }
+    assert configs["identity_changed"].data_model.object_type == "customer-identity"
     # The generated key printed is the stored one: it authenticates.
     response = client.post(
         "/api/accounts/authen",
@@ -421,9 +496,41 @@ BAD_DOCUMENTS = [
     ("duplicate-model", _set(("models", 1, "name"), "Membership"), "models[1].name"),
     ("system-model-with-name", _set(("models", 2, "name"), "Events"), "models[2].name"),
     (
-        "user-events",
-        _set(("userEvents",), [{"ref": "x", "model": "Membership"}]),
-        "userEvents",
+        "user-event-without-trigger",
+        lambda d: d["userEvents"][0].pop("trigger"),
+        "userEvents[0].trigger",
+    ),
+    (
+        "user-event-bad-trigger",
+        _set(("userEvents", 1, "trigger"), "Deleted"),
+        "userEvents[1].trigger",
+    ),
+    (
+        "user-event-duplicate-ref",
+        _set(("userEvents", 1, "ref"), "membership_created"),
+        "userEvents[1].ref",
+    ),
+    ("user-event-unknown-key", _set(("userEvents", 0, "colour"), "red"), "userEvents[0].colour"),
+    ("user-event-unknown-model", _set(("userEvents", 0, "model"), "Nope"), "userEvents[0].model"),
+    (
+        "user-event-bad-operator",
+        _set(("userEvents", 0, "filter", "conditions", 1, "operator"), "like"),
+        "userEvents[0].filter.conditions[1].operator",
+    ),
+    (
+        "user-event-unknown-event-time-field",
+        _set(("userEvents", 0, "eventTime"), "customFieldTimestamp09"),
+        "userEvents[0].eventTime",
+    ),
+    (
+        "user-event-bad-category",
+        _set(("userEvents", 1, "category"), "Shopping"),
+        "userEvents[1].category",
+    ),
+    (
+        "user-event-bad-update-target",
+        _set(("userEvents", 0, "updateValues", 0, "target"), "price"),
+        "userEvents[0].updateValues[0].target",
     ),
     (
         "callback",
@@ -453,9 +560,8 @@ def test_bad_file_is_refused_with_its_path_and_changes_nothing(
     assert snapshot() == before
 
 
-def test_unsupported_sections_say_when_they_come(tmp_path):
+def test_callback_section_says_it_is_not_supported_yet(tmp_path):
     document = initech_document()
-    document["userEvents"] = []
     document["organization"]["callback"] = {"url": "https://p.example/cb", "enabled": True}
 
     before = snapshot()
@@ -463,12 +569,37 @@ def test_unsupported_sections_say_when_they_come(tmp_path):
     with pytest.raises(CommandError) as refused:
         provision(write(tmp_path, document))
 
-    message = str(refused.value)
-    assert (
-        "userEvents: userEvents are not supported yet: they come with the User Events feature"
-        in message
+    assert "organization.callback: callbacks are not supported yet" in str(refused.value)
+    assert snapshot() == before
+
+
+def test_user_event_settings_are_updated_by_ref_and_keep_their_ids(tmp_path):
+    path = write(tmp_path, initech_document())
+    first = provision_json(path)["userEvents"]
+    document = initech_document()
+    document["userEvents"][0]["eventName"] = "member_joined"
+    document["userEvents"][0]["enabled"] = False
+
+    second = provision_json(write(tmp_path, document))["userEvents"]
+
+    assert second == first
+    config = JourneyEventConfig.objects.get(ref="membership_created")
+    assert (config.event_name, config.enabled) == ("member_joined", False)
+    assert JourneyEventConfig.objects.filter(organization__name="Initech").count() == 2
+
+
+def test_user_event_trigger_never_changes(tmp_path):
+    provision(write(tmp_path, initech_document()))
+    document = initech_document()
+    document["userEvents"][0]["trigger"] = "Changed"
+    before = snapshot()
+
+    with pytest.raises(CommandError) as refused:
+        provision(write(tmp_path, document))
+
+    assert "userEvents[0]: User Event 'membership_created' exists on Membership" in str(
+        refused.value
     )
-    assert "organization.callback: callbacks are not supported yet" in message
     assert snapshot() == before
 
 

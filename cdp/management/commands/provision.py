@@ -164,10 +164,59 @@ def _demo_text(result: ProvisioningResult, document: dict[str, Any], host: str) 
         f"  curl -s -X POST {host}/api/accounts/authen "
         f"-H 'Content-Type: application/json' -d '{body}'",
         "",
-        f"Then POST records to {host}/dhub-i/api/v1.0/ingest with headers TOKEN and API_KEY.",
+        *_demo_ingest_lines(result, key_spec["key"], body, host),
         _other_users_note(result.users, user),
     ]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _demo_ingest_lines(
+    result: ProvisioningResult, raw_key: str, authen_body: str, host: str
+) -> list[str]:
+    """A paste-ready shell snippet: get a token, then ingest a new record that fires the
+    first User Event of the file (the demo file's filter passes for the sample record)."""
+    custom = next((m for m in result.models if m.mom_code), None)
+    event = result.user_events[0] if result.user_events else None
+    if custom is None or event is None:
+        return [
+            f"Then POST records to {host}/dhub-i/api/v1.0/ingest with headers TOKEN and API_KEY."
+        ]
+    ingest_body = json.dumps(
+        {
+            "objectType": "custom-model",
+            "source": "CRM",
+            "jeConfigId": event.config_id,
+            "jeEventKey": event.event_key,
+            "entries": [
+                {
+                    "momCode": custom.mom_code,
+                    "refId": "R-DEMO-{now}",
+                    "customerId": "C-DEMO-1",
+                    "customFieldTexts": {"customField01": "gold"},
+                    "customFieldLongs": {"customFieldLong01": 150},
+                }
+            ],
+        }
+    )
+    token = (
+        f"TOKEN=$(curl -s -X POST {host}/api/accounts/authen -H 'Content-Type: application/json'"
+        f" -d '{authen_body}'"
+        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')"
+    )
+    return [
+        f"User Event {event.ref!r}:  jeConfigId {event.config_id}",
+        f"{' ' * (len(event.ref) + 14)}jeEventKey {event.event_key}",
+        "",
+        "Ingest a record that fires it (paste both lines), then list the events:",
+        "",
+        f"  {token}",
+        f"  curl -s -X POST {host}/dhub-i/api/v1.0/ingest -H 'Content-Type: application/json'"
+        f" -H \"TOKEN: $TOKEN\" -H 'API_KEY: {raw_key}' -d '{ingest_body}'"
+        # A fresh refId on every paste (a Created User Event fires once per record).
+        .replace("{now}", "'\"$(date +%s)\"'"),
+        f"  curl -s {host}/dhub-i/api/v1.0/user-events"
+        f" -H \"TOKEN: $TOKEN\" -H 'API_KEY: {raw_key}'",
+    ]
 
 
 def _demo_model_rows(result: ProvisioningResult) -> list[tuple[str, str]]:
