@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def ingestion_request_log(
     *,
     organization: Organization,
-    api_key: ApiKey,
+    api_key: ApiKey | None,
     request_id: str,
     payload: IngestPayload | None,
     config: JourneyEventConfig | None,
@@ -34,7 +34,9 @@ def ingestion_request_log(
         organization=organization,
         api_key=api_key,
         request_id=request_id,
-        object_type=payload.object_type if payload else "",
+        # An unknown objectType (INVALID_OBJECT_TYPE) can be longer than the column; the
+        # message names it whole.
+        object_type=payload.object_type[:50] if payload else "",
         source=payload.source if payload else "",
         init_data=payload.init_data if payload else False,
         config=config,

@@ -161,18 +161,48 @@ def _store(
 
 
 def ingest(*, api_key: ApiKey, request: HttpRequest, request_id: str) -> IngestResponse:
-    """Run one authenticated, rate-limited ingest request; every outcome is logged.
+    """Run one authenticated, rate-limited HTTP ingest request; every outcome is logged.
 
-    Raises ApiError for checks 5–13 (after logging it); answers 200, or 400
-    INVALID_ENTRIES with the full body when every entry was rejected.
+    Reads the body under its size limit and parses it (checks 5–7), then `ingest_data`.
+    Raises ApiError for checks 5–13 (after logging it).
     """
     started = time.perf_counter()
-    organization = api_key.organization
-    payload: IngestPayload | None = None
-    config: JourneyEventConfig | None = None
     try:
         data = body_parse(body_read(request), request.content_type or "")
         init_data = init_data_parse(request.GET.get("initData"))
+    except ApiError as error:
+        _log_refusal(api_key.organization, api_key, request_id, None, None, error, started)
+        raise
+    return ingest_data(
+        organization=api_key.organization,
+        api_key=api_key,
+        data=data,
+        init_data=init_data,
+        request_id=request_id,
+        started=started,
+    )
+
+
+def ingest_data(
+    *,
+    organization: Organization,
+    api_key: ApiKey | None,
+    data: dict[str, Any],
+    init_data: bool,
+    request_id: str,
+    started: float | None = None,
+) -> IngestResponse:
+    """Ingest a parsed body (checks 8–14, then store, generate events, log, respond).
+
+    The HTTP endpoint, the Console's test form and `import_records` all come through
+    here. `api_key` is None for operator imports. Raises ApiError for checks 8–13, after
+    logging it; answers 200, or 400 INVALID_ENTRIES with the full body when every entry
+    was rejected.
+    """
+    started = time.perf_counter() if started is None else started
+    payload: IngestPayload | None = None
+    config: JourneyEventConfig | None = None
+    try:
         payload = payload_check(data, init_data=init_data)
         models = _models_load(organization, payload)
         config = config_resolve(
@@ -183,16 +213,7 @@ def ingest(*, api_key: ApiKey, request: HttpRequest, request_id: str) -> IngestR
         )
         warnings = _ignored_fields_check(payload, models)
     except ApiError as error:
-        ingestion_request_log(
-            organization=organization,
-            api_key=api_key,
-            request_id=request_id,
-            payload=payload,
-            config=config,
-            status=error.status,
-            body=error_body(error, request_id),
-            started=started,
-        )
+        _log_refusal(organization, api_key, request_id, payload, config, error, started)
         raise
 
     checked = [
@@ -223,3 +244,24 @@ def ingest(*, api_key: ApiKey, request: HttpRequest, request_id: str) -> IngestR
             started=started,
         )
     return response
+
+
+def _log_refusal(
+    organization: Organization,
+    api_key: ApiKey | None,
+    request_id: str,
+    payload: IngestPayload | None,
+    config: JourneyEventConfig | None,
+    error: ApiError,
+    started: float,
+) -> None:
+    ingestion_request_log(
+        organization=organization,
+        api_key=api_key,
+        request_id=request_id,
+        payload=payload,
+        config=config,
+        status=error.status,
+        body=error_body(error, request_id),
+        started=started,
+    )
