@@ -141,12 +141,22 @@ CDP_AUTHEN_RATE_LIMITS = [
 
 CDP_INGEST_MAX_BODY_BYTES = env.int("CDP_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 CDP_INGEST_MAX_ENTRIES = env.int("CDP_INGEST_MAX_ENTRIES", default=50)
-# (requests, window seconds) per API key.
-CDP_INGEST_RATE_LIMITS = [
-    (50, 1),
-    (1_000, 60),
-    (5_000, 300),
-    (50_000, 3600),
-    (400_000, 86400),
-]
+
+def _rate_limits(value: str) -> list[tuple[int, int]]:
+    """`"50/1,1000/60"` → [(50, 1), (1000, 60)]: requests per window of seconds."""
+    try:
+        return [
+            (int(limit), int(seconds))
+            for limit, seconds in (part.strip().split("/") for part in value.split(","))
+        ]
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CDP_INGEST_RATE_LIMITS={value!r}: use requests/seconds pairs, e.g. 50/1,1000/60"
+        ) from None
+
+
+# Requests per window (seconds) per API key, DESIGN §6.
+CDP_INGEST_RATE_LIMITS = _rate_limits(
+    env.str("CDP_INGEST_RATE_LIMITS", default="50/1,1000/60,5000/300,50000/3600,400000/86400")
+)
 CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
