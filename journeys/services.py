@@ -83,10 +83,14 @@ def config_settings_validate(
 
 
 def _attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The model attributes for `settings`. A setting left out takes the value a new User
+    Event gets, so an update replaces the settings as a whole; only `enabled`, toggled on
+    its own, is kept when absent."""
     attributes = {
         CONFIG_FIELDS[name]: value for name, value in settings.items() if name in CONFIG_FIELDS
     }
     attributes.setdefault("event_time", EVENT_TIME_INGESTED)
+    attributes.setdefault("channel", "None")
     attributes["filters"] = attributes.get("filters") or {}
     attributes["update_values"] = attributes.get("update_values") or []
     attributes["sub_category"] = attributes.get("sub_category") or ""
