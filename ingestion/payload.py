@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,31 @@ def _is_json_content_type(content_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+# Valid JSON syntax, but no text PostgreSQL can store (in text or jsonb): U+0000, and an
+# escaped lone surrogate such as "\ud800", which is no Unicode character at all. Refused
+# here, as bad JSON, rather than failing (500) at the write.
+_UNSTORABLE_TEXT_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _non_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _holds_unstorable_text(data: Any) -> bool:
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE_TEXT_RE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def body_parse(body: bytes, content_type: str) -> dict[str, Any]:
     if not _is_json_content_type(content_type):
         raise InvalidJson("Content-Type must be application/json")
@@ -59,11 +85,15 @@ def body_parse(body: bytes, content_type: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidJson("Body is not valid UTF-8") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_non_json_constant)
     except ValueError as error:
         raise InvalidJson(f"Body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidJson("Body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidJson("Body must be a JSON object")
+    if _holds_unstorable_text(data):
+        raise InvalidJson("Body holds text that cannot be stored: U+0000 or a lone surrogate")
     return data
 
 
@@ -78,6 +108,14 @@ def init_data_parse(raw: str | None) -> bool:
 
 def _nonblank_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+# The length of the stored `source` (EntityRecord, IngestionRequest): longer cannot be kept.
+SOURCE_MAX_LENGTH = 100
+
+
+def _source_text(value: Any) -> bool:
+    return _nonblank_text(value) and len(value.strip()) <= SOURCE_MAX_LENGTH
 
 
 def _optional_text(value: Any) -> bool:
@@ -95,7 +133,7 @@ def _blank_to_none(value: Any) -> str | None:
 # The body's fields in the order of DESIGN §6: messages name bad fields in this order.
 _FIELD_CHECKS = (
     ("objectType", _nonblank_text),
-    ("source", _nonblank_text),
+    ("source", _source_text),
     ("jeConfigId", _optional_text),
     ("jeEventKey", _optional_text),
     ("entries", lambda v: isinstance(v, list) and len(v) > 0),

@@ -24,9 +24,15 @@ def epoch_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+# PostgreSQL cannot compare text holding U+0000; no stored value holds it (ingest refuses it).
+NUL = "\x00"
+
+
 def record_get(
     *, organization: Organization, object_type: str, key: str, mom_code: str | None
 ) -> EntityRecord | None:
+    if NUL in f"{object_type}{key}{mom_code or ''}":
+        return None
     records = EntityRecord.objects.select_related("data_model").filter(
         organization=organization, key=key
     )
@@ -64,8 +70,8 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("cursor time without zone")
-        return moment, int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return moment.astimezone(UTC), int(pk)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidValue(["cursor"]) from None
 
 
@@ -80,11 +86,11 @@ class UserEventQuery:
 
     @classmethod
     def from_params(cls, params: QueryDict) -> UserEventQuery:
-        bad = []
         text = {
             name: (params.get(name) or "").strip() or None
             for name in ("eventName", "source", "sourceId")
         }
+        bad = [name for name, value in text.items() if value and NUL in value]
         since = None
         if params.get("since"):
             try:

@@ -4,12 +4,17 @@ The views parse bodies themselves (the wire contract is fixed by DESIGN §6), so
 serializers only describe the shapes for the schema; they validate nothing.
 """
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+)
 from rest_framework import serializers
 
 
 class ErrorBody(serializers.Serializer):
-    success = serializers.BooleanField(default=False)
+    success = serializers.BooleanField(help_text="Always false.")
     errorCode = serializers.CharField(
         help_text="UNAUTHORIZED, RATE_LIMITED, PAYLOAD_TOO_LARGE, INVALID_JSON, MISSING_INFO, "
         "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
@@ -127,6 +132,26 @@ _HEADERS = [
     ),
 ]
 
+_RESPONSE_HEADERS = [
+    OpenApiParameter(
+        "X-Request-Id",
+        str,
+        OpenApiParameter.HEADER,
+        response=True,
+        description="32 lowercase hex; equals the body's requestId",
+    ),
+    *(
+        OpenApiParameter(
+            name,
+            int,
+            OpenApiParameter.HEADER,
+            response=[429],
+            description="Whole seconds until the full window frees",
+        )
+        for name in ("X-Rate-Limit-Retry-After-Seconds", "Retry-After")
+    ),
+]
+
 
 def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorBody, description=description)
@@ -147,9 +172,12 @@ INGEST = {
     "operation_id": "ingest",
     "summary": "Create or update up to 50 records of one object type",
     "tags": ["Data Ingestion API"],
-    "request": IngestRequestBody,
+    # Given by media type: the view has no parser classes (the pipeline reads the body), so
+    # drf-spectacular would otherwise describe no request body at all.
+    "request": {"application/json": IngestRequestBody},
     "parameters": [
         *_HEADERS,
+        *_RESPONSE_HEADERS,
         OpenApiParameter(
             "initData",
             str,
@@ -161,7 +189,11 @@ INGEST = {
     "responses": {
         200: OpenApiResponse(IngestResponseBody, description="At least one entry stored"),
         400: OpenApiResponse(
-            IngestResponseBody,
+            PolymorphicProxySerializer(
+                component_name="IngestErrorBody",
+                serializers=[ErrorBody, IngestResponseBody],
+                resource_type_field_name=None,
+            ),
             description="INVALID_JSON, MISSING_INFO (`Invalid value of: <fields>`), "
             "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
             "JOURNEY_EVENT_DISABLED: an error body; INVALID_ENTRIES (every entry rejected): "
@@ -200,6 +232,7 @@ RECORD = {
     "tags": ["Read API"],
     "parameters": [
         *_HEADERS,
+        *_RESPONSE_HEADERS,
         OpenApiParameter(
             "momCode",
             str,
@@ -222,6 +255,7 @@ USER_EVENTS = {
     "tags": ["Read API"],
     "parameters": [
         *_HEADERS,
+        *_RESPONSE_HEADERS,
         OpenApiParameter("eventName", str, OpenApiParameter.QUERY, required=False),
         OpenApiParameter("source", str, OpenApiParameter.QUERY, required=False),
         OpenApiParameter("sourceId", str, OpenApiParameter.QUERY, required=False),

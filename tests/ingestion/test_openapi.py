@@ -1,0 +1,247 @@
+"""The OpenAPI document (drf-spectacular) describes the wire contract of DESIGN §5, §6, §6b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.validation import validate_schema
+
+INGEST = "/dhub-i/api/v1.0/ingest"
+RECORD = "/dhub-i/api/v1.0/records/{object_type}/{key}"
+USER_EVENTS = "/dhub-i/api/v1.0/user-events"
+AUTHEN = "/api/accounts/authen"
+ERROR_KEYS = {"success", "errorCode", "message", "requestId"}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict[str, Any]:
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content[:500]
+    assert "json" in response["Content-Type"]
+    return response.json()
+
+
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    name = ref.removeprefix("#/components/schemas/")
+    return schema["components"]["schemas"][name]
+
+
+def json_schema(schema, operation, status: str) -> dict[str, Any]:
+    return resolve(schema, operation["responses"][status]["content"]["application/json"]["schema"])
+
+
+def properties(schema, component: dict[str, Any]) -> set[str]:
+    return set(resolve(schema, component)["properties"])
+
+
+def params(operation, location: str) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in operation.get("parameters", []) if p["in"] == location}
+
+
+def test_schema_is_a_valid_openapi_3_document(schema):
+    assert schema["openapi"].startswith("3.")
+    validate_schema(schema)
+    assert schema["info"]["title"]
+
+
+def test_schema_needs_no_credentials_and_docs_page_is_html(client):
+    assert client.get("/api/schema/", {"format": "json"}).status_code == 200
+
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert "swagger" in html.lower()
+    assert "/api/schema/" in html
+
+
+def test_every_endpoint_is_described(schema):
+    paths = schema["paths"]
+
+    assert set(paths[INGEST]) == {"post"}
+    assert set(paths[RECORD]) == {"get"}
+    assert set(paths[USER_EVENTS]) == {"get"}
+    assert set(paths[AUTHEN]) == {"post"}
+    assert paths[INGEST]["post"]["operationId"] == "ingest"
+
+
+def test_token_and_api_key_headers_are_described(schema):
+    schemes = schema["components"]["securitySchemes"]
+    headers = {(s["type"], s["in"], s["name"]) for s in schemes.values()}
+    assert headers == {("apiKey", "header", "TOKEN"), ("apiKey", "header", "API_KEY")}
+
+    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get")):
+        operation = schema["paths"][path][method]
+        # Both schemes in one requirement object: TOKEN and API_KEY together.
+        assert [set(r) for r in operation["security"]] == [set(schemes)]
+        header_params = params(operation, "header")
+        assert {"TOKEN", "API_KEY"} <= set(header_params)
+        assert header_params["TOKEN"]["required"] and header_params["API_KEY"]["required"]
+
+    assert not schema["paths"][AUTHEN]["post"].get("security")
+
+
+def test_ingest_request_body_fields(schema):
+    operation = schema["paths"][INGEST]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    media = body["content"]["application/json"]
+    request = resolve(schema, media["schema"])
+
+    assert set(request["properties"]) == {
+        "objectType",
+        "source",
+        "jeConfigId",
+        "jeEventKey",
+        "entries",
+        "ignoredUpdateCfs",
+    }
+    assert set(request["required"]) == {"objectType", "source", "entries"}
+    assert request["properties"]["entries"]["type"] == "array"
+    assert request["properties"]["entries"]["maxItems"] == 50
+    assert request["properties"]["jeConfigId"]["nullable"] is True
+    assert request["properties"]["ignoredUpdateCfs"]["items"]["type"] == "string"
+    [example] = media["examples"].values()
+    assert example["value"]["objectType"] == "custom-model"
+    assert "initData" in params(operation, "query")
+
+
+def test_ingest_responses_include_every_error(schema):
+    operation = schema["paths"][INGEST]["post"]
+
+    assert {"200", "400", "401", "413", "429"} <= set(operation["responses"])
+    ok = json_schema(schema, operation, "200")
+    assert set(ok["properties"]) >= {
+        "success",
+        "requestId",
+        "objectType",
+        "initData",
+        "total",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "events",
+        "results",
+        "warnings",
+    }
+    for status in ("401", "413", "429"):
+        error = json_schema(schema, operation, status)
+        assert set(error["properties"]) == ERROR_KEYS, status
+        assert set(error["required"]) == ERROR_KEYS, status
+    # A 400 is either a plain error body or INVALID_ENTRIES with the whole 200 body.
+    bad_request = json_schema(schema, operation, "400")
+    assert [properties(schema, s) for s in bad_request["oneOf"]] == [
+        ERROR_KEYS,
+        set(ok["properties"]),
+    ]
+    descriptions = " ".join(r["description"] for r in operation["responses"].values())
+    for code in (
+        "UNAUTHORIZED",
+        "RATE_LIMITED",
+        "PAYLOAD_TOO_LARGE",
+        "INVALID_JSON",
+        "MISSING_INFO",
+        "ENTRIES_LIMIT_EXCEEDED",
+        "INVALID_OBJECT_TYPE",
+        "INVALID_ENTRIES",
+    ):
+        assert code in descriptions, code
+    assert "TOKEN and API_KEY headers are required" in operation["responses"]["401"]["description"]
+
+
+def test_rate_limited_responses_describe_the_retry_headers(schema):
+    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get")):
+        headers = schema["paths"][path][method]["responses"]["429"]["headers"]
+        assert {"X-Rate-Limit-Retry-After-Seconds", "Retry-After", "X-Request-Id"} <= set(headers)
+        assert headers["Retry-After"]["schema"]["type"] == "integer"
+
+
+def test_record_endpoint_is_described(schema):
+    operation = schema["paths"][RECORD]["get"]
+
+    assert {"object_type", "key"} <= set(params(operation, "path"))
+    assert "momCode" in params(operation, "query")
+    assert {"200", "400", "401", "404"} <= set(operation["responses"])
+    record = resolve(schema, json_schema(schema, operation, "200")["properties"]["record"])
+    assert set(record["properties"]) == {
+        "cdpId",
+        "objectType",
+        "momCode",
+        "key",
+        "source",
+        "createdAt",
+        "updatedAt",
+        "data",
+    }
+    assert record["properties"]["createdAt"]["type"] == "integer"
+    assert set(json_schema(schema, operation, "404")["properties"]) == ERROR_KEYS
+
+
+def test_user_events_endpoint_is_described(schema):
+    operation = schema["paths"][USER_EVENTS]["get"]
+
+    assert {"eventName", "source", "sourceId", "since", "limit", "cursor"} <= set(
+        params(operation, "query")
+    )
+    assert {"200", "400", "401"} <= set(operation["responses"])
+    page = json_schema(schema, operation, "200")
+    assert set(page["properties"]) == {"success", "events", "next"}
+    event = resolve(schema, page["properties"]["events"]["items"])
+    assert set(event["properties"]) == {
+        "eventId",
+        "jeConfigId",
+        "jeEventKey",
+        "source",
+        "sourceId",
+        "condition",
+        "channel",
+        "eventCtg",
+        "eventCtg2",
+        "eventCtg3",
+        "eventName",
+        "eventAt",
+        "value",
+        "eventLabels",
+        "eventLabel2s",
+        "eventLabel3s",
+        "customerId",
+        "email",
+        "phone",
+        "note",
+        "properties",
+        "requestId",
+    }
+
+
+def test_authentication_endpoint_is_described(schema):
+    operation = schema["paths"][AUTHEN]["post"]
+
+    request = resolve(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert set(request["properties"]) == {"username", "apiKey", "cdpGKey"}
+    assert set(json_schema(schema, operation, "200")["properties"]) == {
+        "success",
+        "status",
+        "token",
+        "issuedAt",
+        "expiredAt",
+        "expiredAfter",
+    }
+
+
+def test_schema_generation_has_no_warnings(tmp_path):
+    # `--fail-on-warn` exits non-zero on any drf-spectacular warning or error.
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
+    )
+
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3.")
