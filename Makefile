@@ -38,5 +38,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Needs PostgreSQL and Redis running (see docs/performance.md). BENCH_ARGS="--scaling --plot …"
+bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/ingest_bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

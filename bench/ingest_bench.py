@@ -1,0 +1,563 @@
+"""Ingest benchmark: the endpoint against PostgreSQL's own ceiling, side by side, in one run.
+
+    make bench                      # the four scenarios, then the create ratio on the last line
+    .venv/bin/python bench/ingest_bench.py --scaling --plot docs/performance.png
+    .venv/bin/python bench/ingest_bench.py --soak 300 --scenarios create
+
+What it does: creates a scratch PostgreSQL database, migrates it, provisions the bench
+tenant (bench/bench-tenant.json), starts gunicorn (--workers, default 2) with the shared
+cache on Redis, and drives POST /dhub-i/api/v1.0/ingest from threads in this process at a
+given concurrency. The load generator is deliberately light (keep-alive-less HTTP/1.1 on
+loopback, bodies built from a template); its own CPU use is measured and reported so a
+reader can see it did not starve the server. Then the same batches are written straight
+to PostgreSQL with psycopg (one INSERT … ON CONFLICT and one transaction per batch, same
+concurrency, a table with the same shape and indexes): the ceiling. The ratio endpoint ÷
+ceiling (entries/s) is what the hot path costs above the database's own work.
+
+Only the standard library and psycopg (a project dependency); matplotlib for --plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT_FILE = ROOT / "bench" / "bench-tenant.json"
+TENANT = json.loads(TENANT_FILE.read_text())
+USERNAME = TENANT["users"][0]["username"]
+API_KEY = TENANT["users"][0]["apiKeys"][0]["key"]
+GROUP_KEY = TENANT["organization"]["groupKey"]
+MOM_CODE = TENANT["models"][0]["momCode"]
+ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+INGEST_PATH = "/dhub-i/api/v1.0/ingest"
+SCENARIOS = ("create", "update", "events", "small")
+
+
+# --------------------------------------------------------------------------------------
+# Batches: the same ones for the endpoint and for the ceiling.
+
+
+class Keys:
+    """Unique record keys across threads and scenarios."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def take(self, prefix: str, count: int) -> list[str]:
+        with self._lock:
+            start = self._next
+            self._next += count
+        return [f"{prefix}-{n}" for n in range(start, start + count)]
+
+
+def entry(key: str, n: int, points: int) -> dict[str, Any]:
+    """A custom-model entry of about ten fields, custom fields grouped as real clients do."""
+    return {
+        "momCode": MOM_CODE,
+        "refId": key,
+        "customerId": f"C-{n % 9973}",
+        "email": f"user{n}@bench.test",
+        "phone": f"+8490{n % 10_000_000:07d}",
+        "createdAt": 1_700_000_000 + n,
+        "customFieldTexts": {"customField01": ("gold", "silver")[n % 2], "customField02": "Hanoi"},
+        "customFieldLongs": {"customFieldLong01": points, "customFieldLong02": n % 31},
+        "customFieldDoubles": {"customFieldDouble01": n / 7},
+        "customFieldBooleans": {"customFieldBool01": n % 3 == 0},
+        "customFieldTimestamps": {"customFieldTimestamp01": 1_700_000_000_000 + n},
+        "customFieldListTexts": {"customFieldList01": ["shoes", "bags"]},
+    }
+
+
+def flat(record: dict[str, Any]) -> dict[str, Any]:
+    """What the endpoint stores: custom fields flat, times in ms (for the ceiling's rows)."""
+    data = {k: v for k, v in record.items() if not k.startswith("customField") and k != "momCode"}
+    data["createdAt"] = record["createdAt"] * 1000
+    for group in ("Texts", "Longs", "Doubles", "Booleans", "Timestamps", "ListTexts"):
+        data.update(record.get(f"customField{group}", {}))
+    return data
+
+
+@dataclass
+class Scenario:
+    name: str
+    batch_size: int
+    with_event: bool = False
+    existing_share: float = 0.0  # of each batch, keys that exist and change
+
+    def batches(self, keys: Keys, existing: list[str], thread: int) -> Iterator[list[dict]]:
+        counter = 0
+        while True:
+            counter += 1
+            n_existing = int(self.batch_size * self.existing_share)
+            chosen = (
+                [
+                    existing[(thread * 7919 + counter * 31 + i) % len(existing)]
+                    for i in range(n_existing)
+                ]
+                if n_existing
+                else []
+            )
+            fresh = keys.take(f"{self.name}{thread}", self.batch_size - n_existing)
+            yield [
+                # Half the entries pass the bench User Event's filter (points >= 500).
+                entry(key, counter * 100 + i, 900 if i % 2 == 0 else 100 + counter)
+                for i, key in enumerate([*chosen, *fresh])
+            ]
+
+
+def scenario_of(name: str, batch_size: int = 50) -> Scenario:
+    return {
+        "create": Scenario("create", batch_size),
+        "update": Scenario("update", batch_size, existing_share=0.5),
+        "events": Scenario("events", batch_size, with_event=True),
+        "small": Scenario("small", 1),
+    }[name]
+
+
+# --------------------------------------------------------------------------------------
+# Measuring.
+
+
+@dataclass
+class Run:
+    target: str
+    scenario: str
+    batch_size: int
+    concurrency: int
+    seconds: float
+    requests: int = 0
+    entries: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    client_cpu_percent: float = 0.0
+    server_rss_mb: float | None = None
+    error_sample: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms) or [0.0]
+
+        def pct(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2)
+
+        data = asdict(self)
+        data.pop("latencies_ms")
+        data.update(
+            requests_per_s=round(self.requests / self.seconds, 1),
+            entries_per_s=round(self.entries / self.seconds, 1),
+            p50_ms=pct(0.50),
+            p95_ms=pct(0.95),
+            p99_ms=pct(0.99),
+            mean_ms=round(statistics.fmean(lat), 2),
+        )
+        return data
+
+
+def drive(
+    target: str,
+    scenario: Scenario,
+    concurrency: int,
+    seconds: float,
+    send: Callable[[int, list[dict]], tuple[bool, str]],
+    keys: Keys,
+    existing: list[str],
+) -> Run:
+    """Run `send` from `concurrency` threads for `seconds`; count, time and check it."""
+    run = Run(target, scenario.name, scenario.batch_size, concurrency, seconds)
+    lock = threading.Lock()
+    start_line = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def worker(thread: int) -> None:
+        batches = scenario.batches(keys, existing, thread)
+        latencies, requests, entries, errors, sample = [], 0, 0, 0, ""
+        start_line.wait()
+        while time.perf_counter() < deadline[0]:
+            batch = next(batches)
+            began = time.perf_counter()
+            ok, detail = send(thread, batch)
+            latencies.append((time.perf_counter() - began) * 1000)
+            requests += 1
+            if ok:
+                entries += len(batch)
+            else:
+                errors += 1
+                sample = sample or detail[:300]
+        with lock:
+            run.latencies_ms += latencies
+            run.requests += requests
+            run.entries += entries
+            run.errors += errors
+            run.error_sample = run.error_sample or sample
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    cpu_before = time.process_time()
+    deadline[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start_line.wait()
+    for t in threads:
+        t.join()
+    run.seconds = time.perf_counter() - began
+    run.client_cpu_percent = round(100 * (time.process_time() - cpu_before) / run.seconds, 1)
+    return run
+
+
+# --------------------------------------------------------------------------------------
+# The endpoint.
+
+
+class Server:
+    def __init__(self, env: dict[str, str], workers: int, port: int) -> None:
+        self.env, self.workers, self.port = env, workers, port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+        self.process = subprocess.Popen(
+            [
+                gunicorn,
+                "cdp.wsgi:application",
+                "--workers",
+                str(self.workers),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                # PangoCDP clients send API_KEY, with an underscore (docs/deploy.md).
+                "--header-map",
+                "dangerous",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the master and its workers, from /proc."""
+        assert self.process is not None
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total_kb = 0
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        return round(total_kb / 1024, 1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+def token_get(port: int) -> str:
+    body = json.dumps({"username": USERNAME, "apiKey": API_KEY, "cdpGKey": GROUP_KEY})
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/api/accounts/authen", body, {"Content-Type": "application/json"})
+    return json.loads(connection.getresponse().read())["token"]
+
+
+def endpoint_sender(
+    port: int, token: str, config_id: str | None
+) -> Callable[[int, list[dict]], tuple[bool, str]]:
+    headers = {"Content-Type": "application/json", "TOKEN": token, "API_KEY": API_KEY}
+    body_head = {"objectType": "custom-model", "source": "bench", "jeConfigId": config_id}
+
+    def send(thread: int, batch: list[dict]) -> tuple[bool, str]:
+        body = json.dumps({**body_head, "entries": batch})
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("POST", INGEST_PATH, body, headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        ok = response.status == 200 and b'"success":true' in payload.replace(b" ", b"")
+        return ok, f"{response.status} {payload[:200]!r}"
+
+    return send
+
+
+# --------------------------------------------------------------------------------------
+# The ceiling: the same batches straight into a table of the same shape, with psycopg.
+
+CEILING_SQL = """
+INSERT INTO bench_ceiling
+    (organization_id, data_model_id, key, cdp_id, data, source, created_at, updated_at)
+SELECT %s, %s, t.key, t.cdp_id, t.data, 'bench', now(), now()
+FROM jsonb_to_recordset(%s::jsonb) AS t(key text, cdp_id text, data jsonb)
+ORDER BY t.key
+ON CONFLICT (organization_id, data_model_id, key) DO UPDATE
+SET data = bench_ceiling.data || EXCLUDED.data, updated_at = EXCLUDED.updated_at
+WHERE bench_ceiling.data IS DISTINCT FROM bench_ceiling.data || EXCLUDED.data
+"""
+
+
+def ceiling_sender(dsn: str, org_id: int, model_id: int, concurrency: int):
+    connections = [psycopg.connect(dsn, autocommit=False) for _ in range(concurrency)]
+
+    def send(thread: int, batch: list[dict]) -> tuple[bool, str]:
+        rows = [{"key": e["refId"], "cdp_id": e["refId"][-20:], "data": flat(e)} for e in batch]
+        connection = connections[thread]
+        with connection.cursor() as cursor:
+            cursor.execute(CEILING_SQL, (org_id, model_id, psycopg.types.json.Jsonb(rows)))
+        connection.commit()
+        return True, ""
+
+    def close() -> None:
+        for c in connections:
+            c.close()
+
+    return send, close
+
+
+# --------------------------------------------------------------------------------------
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    with psycopg.connect(ADMIN_DSN) as c:
+        pg_version = c.execute("SHOW server_version").fetchone()[0]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "kernel": platform.release(),
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    columns = [
+        ("scenario", "scenario"),
+        ("target", "target"),
+        ("batch", "batch_size"),
+        ("conc", "concurrency"),
+        ("req/s", "requests_per_s"),
+        ("entries/s", "entries_per_s"),
+        ("p50 ms", "p50_ms"),
+        ("p95 ms", "p95_ms"),
+        ("p99 ms", "p99_ms"),
+        ("errors", "errors"),
+        ("rss MB", "server_rss_mb"),
+        ("client cpu%", "client_cpu_percent"),
+        ("ratio", "ratio"),
+    ]
+    widths = [max(len(title), *(len(str(r.get(key, ""))) for r in rows)) for title, key in columns]
+    print("  ".join(title.rjust(w) for (title, _), w in zip(columns, widths, strict=True)))
+    for r in rows:
+        cells = [str(r.get(key, "") if r.get(key) is not None else "") for _, key in columns]
+        print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per run")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scaling", action="store_true", help="batch size and concurrency sweeps")
+    parser.add_argument("--plot", help="write the scaling plot to this PNG (needs matplotlib)")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of create load; RSS trend")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    db_name = f"cdp_bench_{os.getpid()}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db_name}"')
+    dsn = ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn.replace("postgresql://", "postgres://"),
+        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
+        "SECRET_KEY": "bench-only-secret-key",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "60",
+        # The bench measures throughput, not the per-key limits.
+        "CDP_INGEST_RATE_LIMITS": "1000000000/1",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = Server(env, args.workers, args.port)
+    results: dict[str, Any] = {"machine": machine(), "workers": args.workers, "runs": []}
+    try:
+        manage(env, "migrate", "--verbosity", "0")
+        provisioned = json.loads(manage(env, "provision", str(TENANT_FILE), "--json"))
+        config_id = provisioned["userEvents"][0]["jeConfigId"]
+        with psycopg.connect(dsn, autocommit=True) as c:
+            org_id, model_id = c.execute(
+                "SELECT organization_id, id FROM cdp_datamodel WHERE mom_code = %s", (MOM_CODE,)
+            ).fetchone()
+            c.execute("CREATE TABLE bench_ceiling (LIKE cdp_entityrecord INCLUDING ALL)")
+        server.start()
+        token = token_get(args.port)
+        keys = Keys()
+
+        # Keys that exist, for `update`: created through the endpoint, before timing.
+        existing = keys.take("seed", 2000)
+        seed = endpoint_sender(args.port, token, None)
+        ceiling_seed, close_seed = ceiling_sender(dsn, org_id, model_id, 1)
+        for i in range(0, len(existing), 50):
+            batch = [entry(k, i + j, 100) for j, k in enumerate(existing[i : i + 50])]
+            assert seed(0, batch)[0], "seeding failed"
+            ceiling_seed(0, batch)
+        close_seed()
+
+        def measure(name: str, batch_size: int, concurrency: int, seconds: float) -> list[dict]:
+            scenario = scenario_of(name, batch_size)
+            send = endpoint_sender(args.port, token, config_id if scenario.with_event else None)
+            endpoint = drive("endpoint", scenario, concurrency, seconds, send, keys, existing)
+            endpoint.server_rss_mb = server.rss_mb()
+            send_c, close_c = ceiling_sender(dsn, org_id, model_id, concurrency)
+            try:
+                ceiling = drive("ceiling", scenario, concurrency, seconds, send_c, keys, existing)
+            finally:
+                close_c()
+            rows = [endpoint.summary(), ceiling.summary()]
+            rows[0]["ratio"] = round(rows[0]["entries_per_s"] / rows[1]["entries_per_s"], 3)
+            return rows
+
+        rows: list[dict] = []
+        for name in args.scenarios.split(","):
+            rows += measure(name, scenario_of(name).batch_size, args.concurrency, args.duration)
+        results["runs"] += rows
+
+        if args.scaling:
+            sweep = []
+            for size in (1, 10, 25, 50):
+                sweep += measure("create", size, args.concurrency, args.duration)
+            for concurrency in (1, 2, 4, 8):
+                sweep += measure("create", 50, concurrency, args.duration)
+            results["scaling"] = sweep
+
+        if args.soak:
+            samples = []
+            scenario = scenario_of("create")
+            send = endpoint_sender(args.port, token, None)
+            stop_at = time.perf_counter() + args.soak
+            began = time.perf_counter()
+            while time.perf_counter() < stop_at:
+                drive("endpoint", scenario, args.concurrency, 5, send, keys, existing)
+                samples.append((round(time.perf_counter() - began, 1), server.rss_mb()))
+            first = [rss for t, rss in samples if t <= 60]
+            last = [rss for t, rss in samples if t >= samples[-1][0] - 60]
+            growth = (statistics.fmean(last) - statistics.fmean(first)) / statistics.fmean(first)
+            results["soak"] = {
+                "seconds": args.soak,
+                "samples": samples,
+                "first_minute_mb": round(statistics.fmean(first), 1),
+                "last_minute_mb": round(statistics.fmean(last), 1),
+                "growth_percent": round(100 * growth, 1),
+            }
+    finally:
+        server.stop()
+        if not args.keep_db:
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    m = results["machine"]
+    print(
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+        f"PostgreSQL {m['postgresql']}, Python {m['python']}; gunicorn workers: {args.workers}"
+    )
+    print_table(results["runs"])
+    if "scaling" in results:
+        print("\nScaling (create):")
+        print_table(results["scaling"])
+        if args.plot:
+            plot(results["scaling"], args.plot, args.concurrency)
+    if "soak" in results:
+        s = results["soak"]
+        print(
+            f"\nSoak {s['seconds']:.0f} s: server RSS first minute {s['first_minute_mb']} MB, "
+            f"last minute {s['last_minute_mb']} MB ({s['growth_percent']:+.1f} %)"
+        )
+    print(f"\nResults: {args.out}")
+    create = next((r for r in results["runs"] if r["scenario"] == "create" and "ratio" in r), None)
+    if create:
+        print(
+            f"create ratio (endpoint / ceiling entries/s at concurrency "
+            f"{create['concurrency']}): {create['ratio']}"
+        )
+
+
+def plot(sweep: list[dict], path: str, concurrency: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_size = [r for r in sweep if r["concurrency"] == concurrency][:8]
+    by_conc = [r for r in sweep if r["batch_size"] == 50][-8:]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, rows, key, label in (
+        (left, by_size, "batch_size", f"batch size (concurrency {concurrency})"),
+        (right, by_conc, "concurrency", "concurrency (batch size 50)"),
+    ):
+        for target, style in (("endpoint", "o-"), ("ceiling", "s--")):
+            points = sorted((r[key], r["entries_per_s"]) for r in rows if r["target"] == target)
+            axis.plot([p[0] for p in points], [p[1] for p in points], style, label=target)
+        axis.set_xlabel(label)
+        axis.set_ylabel("entries/s")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle("POST /dhub-i/api/v1.0/ingest vs PostgreSQL ceiling")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

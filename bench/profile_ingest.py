@@ -1,0 +1,108 @@
+"""Profile the ingest hot path in-process with pyinstrument (guides the work in
+docs/performance.md). Runs N requests of a scenario through Django's test client against
+a scratch PostgreSQL database and prints where the time goes.
+
+    .venv/bin/python bench/profile_ingest.py --scenario create --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--scenario", default="create", choices=["create", "update", "events", "small"]
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--html", help="also write the profile as HTML here")
+    args = parser.parse_args()
+
+    db_name = f"cdp_profile_{os.getpid()}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db_name}"')
+    os.environ.update(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        SECRET_KEY="profile-only",
+        CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/4"),
+        CDP_INGEST_RATE_LIMITS="1000000000/1",
+        CONN_MAX_AGE="60",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="cdp.settings",
+    )
+    try:
+        import django
+
+        django.setup()
+        import ingest_bench as bench
+        from django.core.management import call_command
+        from django.db import connections
+        from django.test import Client
+        from pyinstrument import Profiler
+
+        call_command("migrate", verbosity=0)
+        call_command("provision", str(bench.TENANT_FILE), stdout=io.StringIO())
+        client = Client()
+        token = client.post(
+            "/api/accounts/authen",
+            {"username": bench.USERNAME, "apiKey": bench.API_KEY, "cdpGKey": bench.GROUP_KEY},
+            content_type="application/json",
+        ).json()["token"]
+        from journeys.models import JourneyEventConfig
+
+        config_id = JourneyEventConfig.objects.get().config_id
+        keys = bench.Keys()
+        existing = keys.take("seed", 500)
+        scenario = bench.scenario_of(args.scenario)
+        headers = {"HTTP_TOKEN": token, "HTTP_API_KEY": bench.API_KEY}
+
+        def post(batch):
+            body = {
+                "objectType": "custom-model",
+                "source": "bench",
+                "entries": batch,
+                "jeConfigId": config_id if scenario.with_event else None,
+            }
+            response = client.post(
+                "/dhub-i/api/v1.0/ingest",
+                json.dumps(body),
+                content_type="application/json",
+                **headers,
+            )
+            assert response.status_code == 200, response.content[:300]
+
+        for i in range(0, len(existing), 50):
+            post([bench.entry(k, i + j, 100) for j, k in enumerate(existing[i : i + 50])])
+        batches = scenario.batches(keys, existing, 0)
+        for _ in range(20):
+            post(next(batches))
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for _ in range(args.requests):
+            post(next(batches))
+        profiler.stop()
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        if args.html:
+            Path(args.html).write_text(profiler.output_html())
+        connections.close_all()
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
