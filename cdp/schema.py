@@ -99,6 +99,7 @@ class Field:
     choices: tuple[str, ...] | None = None
     custom: bool = False
     label: str = ""
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,13 @@ USER_EVENT = SystemModelSpec(
     key_field="sourceId",
     tags=(TAG_SUPPORT_IGNORED_UPDATE_CFS,),
     fields=(
-        Field("source", T, required=True),
-        Field("sourceId", T, required=True),
+        Field("source", T, required=True, max_length=255),
+        Field("sourceId", T, required=True, max_length=255),
         Field("condition", T, choices=CONDITIONS),
         Field("channel", T, required=True, choices=CHANNELS),
         Field("eventCtg", T, required=True, choices=CATEGORIES),
         *_fields(T, "eventCtg2", "eventCtg3"),
-        Field("eventName", T, required=True),
+        Field("eventName", T, required=True, max_length=255),
         Field("eventAt", TS, required=True),
         Field("value", NUM),
         *_fields(LST, "eventLabels", "eventLabel2s", "eventLabel3s"),

@@ -138,6 +138,10 @@ def _patch(entry: Mapping[str, Any], model: LoadedModel) -> dict[str, Any]:
                 patch[field.name] = coerce(field, raw, tz_hours=tz_hours)
             except CoercionError as error:
                 raise EntryRejected(f"Invalid value of {wire_name}: {error}") from None
+            if field.max_length is not None and len(patch[field.name]) > field.max_length:
+                raise EntryRejected(
+                    f"Invalid value of {wire_name}: longer than {field.max_length} characters"
+                )
     return patch
 
 

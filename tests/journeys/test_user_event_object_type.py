@@ -266,3 +266,27 @@ def test_the_same_event_in_two_organizations_is_stored_once_in_each(
 
     [seen_by_b] = user_events_get(client, tenant_b, token_b).json()["events"]
     assert seen_by_b["eventId"] == in_b["results"][0]["cdpId"]
+
+
+@pytest.mark.parametrize("field", ["source", "sourceId", "eventName"])
+def test_an_identifying_field_over_255_characters_is_rejected(client, tenant_a, token_a, field):
+    body = send(client, tenant_a, token_a, event_entry(**{field: "x" * 256}))
+
+    [result] = body["results"]
+    assert result["status"] == 101
+    assert result["errorMessage"] == f"Invalid value of {field}: longer than 255 characters"
+    assert rows(tenant_a) == []
+
+
+def test_long_free_text_fields_are_stored_whole(client, tenant_a, token_a):
+    long_text = "y" * 5000
+    body = send(
+        client,
+        tenant_a,
+        token_a,
+        event_entry(phone=long_text, eventCtg2=long_text, customerId=long_text, note=long_text),
+    )
+
+    assert body["success"] is True, body
+    [event] = rows(tenant_a)
+    assert (event.phone, event.event_ctg2, event.customer_id, event.note) == (long_text,) * 4
