@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 
-from cdp.models import DataModel, FieldDefinition, ModelKind, Organization
+from cdp.models import ApiKey, DataModel, FieldDefinition, ModelKind, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, ModelSchema
 
 
@@ -82,3 +82,14 @@ def custom_models_load(
         )
     )
     return {m.data_model.mom_code: m for m in found}
+
+
+def api_keys_usable(*, organization: Organization, user: object) -> QuerySet[ApiKey]:
+    """The unrevoked API keys `user` holds in an active `organization`: the keys the
+    Console may send a test payload with, as that member."""
+    return ApiKey.objects.filter(
+        organization=organization,
+        organization__is_active=True,
+        membership__user=user,
+        revoked_at__isnull=True,
+    ).order_by("name", "pk")

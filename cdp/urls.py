@@ -1,13 +1,13 @@
-from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cdp.api.authentication import AuthenticationView
+from cdp.console import console_site
 
 urlpatterns = [
     path("api/accounts/authen", AuthenticationView.as_view(), name="authen"),
     path("dhub-i/api/v1.0/", include("ingestion.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("console/", admin.site.urls),
+    path("console/", console_site.urls),
 ]

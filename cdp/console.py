@@ -1,0 +1,426 @@
+"""The Console (DESIGN §8): Django's admin as a site scoped to the signed-in member's
+organizations.
+
+Who may sign in: an active staff user (`services.console_access_grant`) holding at least
+one membership, or a superuser. What they see and may do is decided in one place, the
+`TenantScoped` mixin every Console ModelAdmin and inline derives from:
+
+- querysets hold only the objects of the member's organizations, so another tenant's
+  object id answers 404 on every page (change, delete, history, custom views), exactly
+  like a missing one;
+- foreign-key choices hold only objects of the organizations where the member may write;
+- writes follow the member's role in the object's organization: viewers read, editors
+  also change models, fields and User Events, admins and owners also members, API keys
+  and organization settings (each admin's `write_roles`). Superusers see and do all.
+
+Writes go through the services, which hold every business rule. A service's
+ValidationError is shown on the form that caused it (`service_errors` below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.text import capfirst
+
+from cdp.models import Membership, Organization, Role
+from cdp.services import MANAGER_ROLES
+
+ALL_ROLES = frozenset(Role.values)
+EDIT_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.EDITOR})
+MANAGE_ROLES = frozenset(MANAGER_ROLES)
+READ_ONLY: frozenset[str] = frozenset()
+
+
+# --- who the signed-in member is ----------------------------------------------------------
+
+
+def member_roles(request: HttpRequest) -> dict[int, str]:
+    """The signed-in user's role in each of their organizations (one query per request)."""
+    roles = getattr(request, "_console_roles", None)
+    if roles is None:
+        user = request.user
+        roles = (
+            dict(Membership.objects.filter(user=user).values_list("organization_id", "role"))
+            if user.is_authenticated
+            else {}
+        )
+        request._console_roles = roles
+    return roles
+
+
+def role_allows(request: HttpRequest, organization_id: int | None, roles: frozenset[str]) -> bool:
+    if request.user.is_superuser:
+        return True
+    return member_roles(request).get(organization_id) in roles
+
+
+def organizations_where(request: HttpRequest, roles: frozenset[str]) -> QuerySet[Organization]:
+    """The organizations in which the signed-in user holds one of `roles` (all for a
+    superuser)."""
+    if request.user.is_superuser:
+        return Organization.objects.all()
+    ids = [org_id for org_id, role in member_roles(request).items() if role in roles]
+    return Organization.objects.filter(pk__in=ids)
+
+
+def organization_id_of(obj: models.Model) -> int | None:
+    return obj.pk if isinstance(obj, Organization) else obj.organization_id
+
+
+# --- the site -----------------------------------------------------------------------------
+
+# The Console's words for the apps, in menu order.
+SECTIONS = {"cdp": "Setup", "journeys": "Data Manipulation", "ingestion": "Data Ingestion"}
+
+
+class ConsoleSite(admin.AdminSite):
+    site_title = "cdp Console"
+    site_header = "Console"
+    index_title = "Models, User Events and ingestion of your organizations"
+    site_url = None  # there is no public site to go back to
+    enable_nav_sidebar = True
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(
+            user.is_active and user.is_staff and (user.is_superuser or member_roles(request))
+        )
+
+    def get_app_list(
+        self, request: HttpRequest, app_label: str | None = None
+    ) -> list[dict[str, Any]]:
+        apps = self._build_app_dict(request, app_label)
+        for label, app in apps.items():
+            app["name"] = SECTIONS.get(label, app["name"])
+            for entry in app["models"]:
+                model_admin = self._registry[entry["model"]]
+                entry["name"] = model_admin.console_section_name()
+            app["models"].sort(key=lambda e: self._registry[e["model"]].console_order)
+        order = list(SECTIONS)
+        return sorted(
+            apps.values(),
+            key=lambda a: order.index(a["app_label"]) if a["app_label"] in order else 99,
+        )
+
+    def app_index(
+        self, request: HttpRequest, app_label: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {"title": SECTIONS.get(app_label, app_label), **(extra_context or {})}
+        return super().app_index(request, app_label, context)
+
+
+console_site = ConsoleSite(name="admin")
+
+
+# --- service errors on forms --------------------------------------------------------------
+
+
+class ServiceRejected(Exception):
+    """A service refused a write; `errors` maps a form prefix ("" for the main form) to
+    the service's ValidationError."""
+
+    def __init__(self, error: ValidationError, prefix: str = "") -> None:
+        super().__init__(str(error))
+        self.errors = {prefix: error}
+
+
+@contextlib.contextmanager
+def service_errors(prefix: str = "") -> Iterator[None]:
+    """Run a service call; a ValidationError it raises is shown on the form with `prefix`.
+
+    The admin's change form runs in a transaction: ServiceRejected rolls back what was
+    written, and the view renders the same POST again with the errors on the form.
+    """
+    try:
+        yield
+    except ValidationError as error:
+        raise ServiceRejected(error, prefix) from error
+
+
+_PATH_ROOT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([.\[][^:]*)?: (.*)\Z", re.DOTALL)
+
+
+def _service_messages(error: ValidationError) -> list[tuple[str, str, str]]:
+    """(root key, full path, text) for each message; a root of "" means no path."""
+    found = []
+    if hasattr(error, "error_dict"):
+        for key, errors in error.error_dict.items():
+            for message in ValidationError(errors).messages:
+                found.append((key, key, message))
+        return found
+    for message in error.messages:
+        match = _PATH_ROOT.match(message)
+        if match:
+            found.append((match.group(1), match.group(1) + (match.group(2) or ""), message))
+        else:
+            found.append(("", "", message))
+    return found
+
+
+def service_errors_apply(form: forms.BaseForm, error: ValidationError) -> None:
+    """Attach a service's errors to `form`: a message whose key or path root names a form
+    field (through the form's `service_error_fields`, wire name → field name) goes to that
+    field, others to the form. A widget that `shows_errors_by_path` (an editor of rows) also
+    gets them as `data-errors`, {path: [messages]}, to show each on the row its path
+    (`filter.conditions[1].value`) names."""
+    mapping = getattr(form, "service_error_fields", {})
+    for key, path, message in _service_messages(error):
+        name = mapping.get(key, key)
+        field = form.fields.get(name)
+        if field is None or field.disabled:
+            form.add_error(None, message)
+            continue
+        form.add_error(name, message)
+        if getattr(field.widget, "shows_errors_by_path", False):
+            attrs = field.widget.attrs
+            by_path = json.loads(attrs.get("data-errors", "{}"))
+            by_path.setdefault(path, []).append(message.removeprefix(f"{path}: "))
+            attrs["data-errors"] = json.dumps(by_path)
+
+
+class _ServiceErrorsForm:
+    console_service_errors: dict[str, ValidationError] = {}
+
+    def clean(self) -> Any:
+        cleaned = super().clean()  # type: ignore[misc]
+        error = self.console_service_errors.get(self.prefix or "")  # type: ignore[attr-defined]
+        if error is not None:
+            service_errors_apply(self, error)  # type: ignore[arg-type]
+        return cleaned
+
+
+def with_service_errors(form_class: type[forms.BaseForm], request: HttpRequest) -> type:
+    errors = getattr(request, "console_service_errors", None)
+    if not errors:
+        return form_class
+    return type(form_class)(
+        form_class.__name__,
+        (_ServiceErrorsForm, form_class),
+        {"console_service_errors": errors, "__module__": form_class.__module__},
+    )
+
+
+def adopt(obj: models.Model, saved: models.Model) -> None:
+    """Make the admin's form instance `obj` the row a service saved, so the admin's
+    logging and redirects that follow see its primary key and generated values."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def fresh(obj: models.Model) -> models.Model:
+    """The stored row of `obj`: the admin's ModelForm has already copied the posted values
+    onto `obj`, and services compare against what is stored."""
+    return type(obj)._default_manager.get(pk=obj.pk)
+
+
+# --- the mixin ----------------------------------------------------------------------------
+
+
+class TenantScoped:
+    """Tenant scoping and role permissions for a Console ModelAdmin or inline.
+
+    `write_roles`: roles that may add and change (empty: read-only for everyone but
+    superusers, who are also refused when `superuser_writes` is False). Deleting needs
+    `allow_delete` on top. For an inline, permissions follow the parent object's
+    organization.
+    """
+
+    write_roles: frozenset[str] = EDIT_ROLES
+    allow_delete = False
+    superuser_writes = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        if request.user.is_superuser:
+            return queryset
+        ids = list(member_roles(request))
+        if queryset.model is Organization:
+            return queryset.filter(pk__in=ids)
+        return queryset.filter(organization__in=ids)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> models.Model:
+        """Another tenant's object is looked up inside the member's organizations, so it
+        is missing: 404 on every page, never a redirect nor a 403."""
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:
+            raise Http404("No such object in your organizations.")
+        return obj
+
+    def _may_write(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        if request.user.is_superuser:
+            return self.superuser_writes
+        if not self.write_roles:
+            return False
+        if obj is None:
+            return any(role in self.write_roles for role in member_roles(request).values())
+        return role_allows(request, organization_id_of(obj), self.write_roles)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(member_roles(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return role_allows(request, organization_id_of(obj), ALL_ROLES)
+
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self._may_write(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self._may_write(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self.allow_delete and self._may_write(request, obj)
+
+    def writable_organizations(self, request: HttpRequest) -> QuerySet[Organization]:
+        if request.user.is_superuser and not self.superuser_writes:
+            return Organization.objects.none()
+        return organizations_where(request, self.write_roles)
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        """A related-field filter lists only values found in the scoped queryset: the
+        default one would list every organization's objects."""
+        scoped: list[Any] = []
+        for item in super().get_list_filter(request):  # type: ignore[misc]
+            if isinstance(item, str) and self._is_relation(item):
+                item = (item, admin.RelatedOnlyFieldListFilter)
+            scoped.append(item)
+        return scoped
+
+    def _is_relation(self, name: str) -> bool:
+        try:
+            return self.opts.get_field(name).is_relation  # type: ignore[attr-defined]
+        except FieldDoesNotExist:  # a lookup path: write its filter out in full
+            return False
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        """Choices come from the organizations where the member may write, only."""
+        related = db_field.remote_field.model
+        writable = self.writable_organizations(request)
+        if related is Organization:
+            kwargs["queryset"] = writable
+        elif any(f.name == "organization" for f in related._meta.fields):
+            kwargs["queryset"] = related._default_manager.filter(organization__in=writable)
+        else:
+            kwargs["queryset"] = related._default_manager.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+
+class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
+    """Base of every Console ModelAdmin: scoping, the Console's names, service errors."""
+
+    # The Console's name of this page (menu, breadcrumbs, titles) and of one object.
+    console_section = ""
+    console_item = ""
+    console_order = 50
+    # After "+ Add", show the new object's page (its generated identifiers).
+    land_on_change_page_after_add = False
+    actions_on_bottom = False
+    show_full_result_count = False
+
+    def console_section_name(self) -> str:
+        return self.console_section or capfirst(self.opts.verbose_name_plural)
+
+    def console_item_name(self) -> str:
+        return self.console_item or capfirst(self.opts.verbose_name)
+
+    def console_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "console_section": self.console_section_name(),
+            "console_item": self.console_item_name(),
+        }
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change, **kwargs)
+        return with_service_errors(form, request)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {
+            "title": self.console_section_name(),
+            **self.console_context(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**self.console_context(request), **(extra_context or {})}
+        item = self.console_item_name()
+        context.setdefault("title", item if object_id else f"Add {item}")
+        try:
+            return super().changeform_view(request, object_id, form_url, context)
+        except ServiceRejected as rejected:
+            if getattr(request, "console_service_errors", None):
+                # The errors could not be put on the form they came from: say so rather
+                # than loop.
+                self.message_user(request, str(rejected), messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+            # The first pass was rolled back; render the same POST with the errors.
+            request.console_service_errors = rejected.errors
+            return super().changeform_view(request, object_id, form_url, context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {**self.console_context(request), **(extra_context or {})}
+        return super().delete_view(request, object_id, context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {**self.console_context(request), **(extra_context or {})}
+        return super().history_view(request, object_id, context)
+
+    def response_add(
+        self, request: HttpRequest, obj: models.Model, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        if (
+            self.land_on_change_page_after_add
+            and IS_POPUP_VAR not in request.POST
+            and "_addanother" not in request.POST
+        ):
+            self.message_user(request, f"{self.console_item_name()} “{obj}” was added.")
+            return HttpResponseRedirect(
+                reverse(
+                    f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
+                    args=[obj.pk],
+                )
+            )
+        return super().response_add(request, obj, post_url_continue)
+
+
+class ConsoleInline(TenantScoped, admin.TabularInline):
+    """Base of every Console inline; permissions follow the parent's organization."""
+
+    extra = 1
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = with_service_errors(formset.form, request)
+        return formset

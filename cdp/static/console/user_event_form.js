@@ -1,0 +1,483 @@
+/* The User Event form's row editors (DESIGN §7): Filter conditions and Update Values.
+
+   The form posts the JSON held by the hidden inputs #id_filters and #id_update_values; this
+   script shows that JSON as rows (#filter-rows, #update-rows) that can be added
+   (#add-filter-row, #add-update-row) and removed (.remove-row), and writes the rows back on
+   every change. The server validates it (journeys.services); its errors, by path
+   (filter.conditions[1].value), arrive in the editor's data-errors and are shown on their
+   row. The model's fields, the operators by type and the targets come from the
+   #user-event-schema JSON. No dependency. */
+(function () {
+  "use strict";
+
+  var NUMERIC_TYPES = ["integer", "number", "timestamp"];
+  var NUMBER_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+  function ready(fn) {
+    if (document.readyState !== "loading") {
+      fn();
+    } else {
+      document.addEventListener("DOMContentLoaded", fn);
+    }
+  }
+
+  function element(tag, attributes, children) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) {
+      if (name === "text") {
+        node.textContent = attributes[name];
+      } else {
+        node.setAttribute(name, attributes[name]);
+      }
+    });
+    (children || []).forEach(function (child) {
+      node.appendChild(child);
+    });
+    return node;
+  }
+
+  function option(value, label, selected) {
+    var node = element("option", { value: value, text: label });
+    if (selected) {
+      node.selected = true;
+    }
+    return node;
+  }
+
+  function shown(value) {
+    if (value === undefined || value === null) {
+      return "";
+    }
+    if (Array.isArray(value)) {
+      return value.map(shown).join(", ");
+    }
+    if (typeof value === "object") {
+      return JSON.stringify(value);
+    }
+    return String(value);
+  }
+
+  function splitList(raw) {
+    return raw
+      .split(",")
+      .map(function (item) {
+        return item.trim();
+      })
+      .filter(function (item) {
+        return item !== "";
+      });
+  }
+
+  /* A typed text as a value of a field of `type`: numbers and booleans as JSON has them,
+     everything else as typed (the server coerces and says what it refuses). */
+  function scalar(raw, type) {
+    var text = raw.trim();
+    if (NUMERIC_TYPES.indexOf(type) >= 0 && NUMBER_TEXT.test(text)) {
+      return Number(text);
+    }
+    if (type === "boolean" && (text === "true" || text === "false")) {
+      return text === "true";
+    }
+    return type === "text" ? raw : text;
+  }
+
+  ready(function () {
+    var schemaNode = document.getElementById("user-event-schema");
+    if (!schemaNode) {
+      return;
+    }
+    var schema = JSON.parse(schemaNode.textContent);
+    var modelSelect = document.getElementById("id_data_model");
+    var eventTimeSelect = document.getElementById("id_event_time");
+    var modelIds = Object.keys(schema.models);
+
+    function currentModel() {
+      var id = modelSelect ? modelSelect.value : modelIds.length === 1 ? modelIds[0] : "";
+      return schema.models[id] || null;
+    }
+
+    function fields() {
+      var model = currentModel();
+      return model ? model.fields : [];
+    }
+
+    function fieldType(name) {
+      var found = fields().filter(function (field) {
+        return field.name === name;
+      })[0];
+      return found ? found.type : null;
+    }
+
+    function fillFieldSelect(select, selected, types) {
+      select.innerHTML = "";
+      select.appendChild(option("", "— field —", !selected));
+      var names = [];
+      fields().forEach(function (field) {
+        if (types && types.indexOf(field.type) < 0) {
+          return;
+        }
+        names.push(field.name);
+        var label = field.name + (field.label ? " — " + field.label : "") + " (" + field.type + ")";
+        select.appendChild(option(field.name, label, field.name === selected));
+      });
+      if (selected && names.indexOf(selected) < 0) {
+        // Kept as it was posted, so the server's error about it stays readable.
+        select.appendChild(option(selected, selected + " (not a field of this model)", true));
+      }
+    }
+
+    function placeErrors(editor, pattern, rows) {
+      var byPath = {};
+      try {
+        byPath = JSON.parse(editor.getAttribute("data-errors") || "{}");
+      } catch (error) {
+        byPath = {};
+      }
+      var general = editor.querySelector(".editor-errors");
+      Object.keys(byPath).forEach(function (path) {
+        var match = pattern.exec(path);
+        var row = match ? rows()[Number(match[1])] : null;
+        var list = row ? row.querySelector(".row-errors") : general;
+        byPath[path].forEach(function (message) {
+          list.appendChild(element("li", { text: path + ": " + message }));
+        });
+        if (row) {
+          row.classList.add("has-errors");
+          row.setAttribute("data-error-path", path);
+        }
+      });
+      // Every message is now on its row or on the editor: the field's own list would
+      // repeat them.
+      var fieldRow = editor.closest(".form-row");
+      if (fieldRow && Object.keys(byPath).length) {
+        Array.prototype.forEach.call(fieldRow.children, function (child) {
+          if (child.tagName === "UL" && child.classList.contains("errorlist")) {
+            child.hidden = true;
+          }
+        });
+      }
+    }
+
+    function readJson(input, fallback, editor) {
+      if (!input.value) {
+        return fallback;
+      }
+      try {
+        return JSON.parse(input.value);
+      } catch (error) {
+        editor.querySelector(".editor-errors").appendChild(
+          element("li", { text: "The stored value is not valid JSON: " + input.value })
+        );
+        return fallback;
+      }
+    }
+
+    function removeButton(onRemove) {
+      var button = element("button", { type: "button", class: "button remove-row", text: "Remove" });
+      button.addEventListener("click", onRemove);
+      return button;
+    }
+
+    /* --- Filter ------------------------------------------------------------------------ */
+
+    var filterInput = document.getElementById("id_filters");
+    var filterEditor = document.getElementById("filter-editor");
+    var filterRows = document.getElementById("filter-rows");
+    var matchSelect = document.getElementById("filter-match");
+
+    function filterRowList() {
+      return Array.prototype.slice.call(filterRows.querySelectorAll(".filter-row"));
+    }
+
+    function writeFilter() {
+      var conditions = filterRowList().map(function (row) {
+        var field = row.querySelector(".filter-field").value;
+        var operator = row.querySelector(".filter-operator").value;
+        var condition = { field: field, operator: operator };
+        if (schema.valuelessOperators.indexOf(operator) >= 0) {
+          return condition;
+        }
+        var type = fieldType(field) || "text";
+        var raw = row.querySelector(".filter-value").value;
+        if (
+          schema.listValueOperators.indexOf(operator) >= 0 ||
+          (type === "list" && (operator === "eq" || operator === "neq"))
+        ) {
+          condition.value = splitList(raw).map(function (item) {
+            return scalar(item, type === "list" ? "text" : type);
+          });
+        } else if (raw.trim() === "" && type !== "text") {
+          condition.value = null;
+        } else {
+          condition.value = scalar(raw, type === "list" ? "text" : type);
+        }
+        return condition;
+      });
+      filterInput.value = JSON.stringify({ match: matchSelect.value, conditions: conditions });
+      document.getElementById("filter-empty").hidden = conditions.length > 0;
+    }
+
+    function fillOperators(row, selected) {
+      var select = row.querySelector(".filter-operator");
+      var type = fieldType(row.querySelector(".filter-field").value);
+      var operators = type ? schema.operatorsByType[type] : [];
+      select.innerHTML = "";
+      select.appendChild(option("", "— operator —", !selected));
+      operators.forEach(function (operator) {
+        select.appendChild(option(operator, operator.replace(/_/g, " "), operator === selected));
+      });
+      if (selected && operators.indexOf(selected) < 0) {
+        select.appendChild(option(selected, selected, true));
+      }
+      toggleValue(row);
+    }
+
+    function toggleValue(row) {
+      var operator = row.querySelector(".filter-operator").value;
+      var value = row.querySelector(".filter-value");
+      var valueless = schema.valuelessOperators.indexOf(operator) >= 0;
+      value.hidden = valueless;
+      var type = fieldType(row.querySelector(".filter-field").value);
+      var many =
+        schema.listValueOperators.indexOf(operator) >= 0 ||
+        (type === "list" && (operator === "eq" || operator === "neq"));
+      value.placeholder = many ? "values, separated by commas" : type === "boolean" ? "true or false" : "value";
+    }
+
+    function addFilterRow(condition) {
+      condition = condition || {};
+      var row = element("div", { class: "editor-row filter-row" }, [
+        element("select", { class: "filter-field", "aria-label": "Field" }),
+        element("select", { class: "filter-operator", "aria-label": "Operator" }),
+        element("input", { type: "text", class: "filter-value vTextField", "aria-label": "Value" }),
+      ]);
+      row.appendChild(
+        removeButton(function () {
+          row.parentNode.removeChild(row);
+          writeFilter();
+        })
+      );
+      row.appendChild(element("ul", { class: "errorlist row-errors" }));
+      filterRows.appendChild(row);
+      fillFieldSelect(row.querySelector(".filter-field"), condition.field || "");
+      fillOperators(row, condition.operator || "");
+      row.querySelector(".filter-value").value = shown(condition.value);
+      row.querySelector(".filter-field").addEventListener("change", function () {
+        fillOperators(row, row.querySelector(".filter-operator").value);
+        writeFilter();
+      });
+      row.querySelector(".filter-operator").addEventListener("change", function () {
+        toggleValue(row);
+        writeFilter();
+      });
+      row.querySelector(".filter-value").addEventListener("input", writeFilter);
+      return row;
+    }
+
+    if (filterInput && filterEditor) {
+      var filter = readJson(filterInput, {}, filterEditor);
+      if (!filter || typeof filter !== "object" || Array.isArray(filter)) {
+        filter = {};
+      }
+      matchSelect.value = filter.match === "any" ? "any" : "all";
+      (Array.isArray(filter.conditions) ? filter.conditions : []).forEach(function (condition) {
+        addFilterRow(condition && typeof condition === "object" ? condition : {});
+      });
+      document.getElementById("filter-empty").hidden = filterRowList().length > 0;
+      matchSelect.addEventListener("change", writeFilter);
+      document.getElementById("add-filter-row").addEventListener("click", function () {
+        addFilterRow({}).querySelector(".filter-field").focus();
+        writeFilter();
+      });
+      placeErrors(filterEditor, /^filter\.conditions\[(\d+)\]/, filterRowList);
+    }
+
+    /* --- Update Value ------------------------------------------------------------------ */
+
+    var updateInput = document.getElementById("id_update_values");
+    var updateEditor = document.getElementById("update-editor");
+    var updateRows = document.getElementById("update-rows");
+    var PROPERTY = "properties";
+
+    function updateRowList() {
+      return Array.prototype.slice.call(updateRows.querySelectorAll(".update-row"));
+    }
+
+    function constant(raw, target) {
+      if (target === "value") {
+        return NUMBER_TEXT.test(raw.trim()) ? Number(raw.trim()) : raw;
+      }
+      if (/^eventLabel/.test(target)) {
+        return splitList(raw);
+      }
+      if (target.indexOf(schema.propertiesPrefix) === 0) {
+        try {
+          return JSON.parse(raw);
+        } catch (error) {
+          return raw;
+        }
+      }
+      return raw;
+    }
+
+    function targetOf(row) {
+      var chosen = row.querySelector(".update-target").value;
+      if (chosen === PROPERTY) {
+        return schema.propertiesPrefix + row.querySelector(".update-property").value.trim();
+      }
+      return chosen;
+    }
+
+    function writeUpdates() {
+      var items = updateRowList().map(function (row) {
+        var target = targetOf(row);
+        var item = { target: target };
+        if (row.querySelector(".update-source").value === "field") {
+          item.field = row.querySelector(".update-field").value;
+        } else {
+          item.value = constant(row.querySelector(".update-value").value, target);
+        }
+        return item;
+      });
+      updateInput.value = JSON.stringify(items);
+      document.getElementById("update-empty").hidden = items.length > 0;
+    }
+
+    function toggleUpdate(row) {
+      var isProperty = row.querySelector(".update-target").value === PROPERTY;
+      row.querySelector(".update-property").hidden = !isProperty;
+      var fromField = row.querySelector(".update-source").value === "field";
+      row.querySelector(".update-field").hidden = !fromField;
+      row.querySelector(".update-value").hidden = fromField;
+      var target = targetOf(row);
+      row.querySelector(".update-value").placeholder = /^eventLabel/.test(target)
+        ? "labels, separated by commas"
+        : target === "value"
+          ? "a number"
+          : isProperty
+            ? "text, or JSON"
+            : "text";
+    }
+
+    function sourceTypes(row) {
+      var chosen = row.querySelector(".update-target").value;
+      var target = schema.targets[chosen];
+      return target ? target.sourceTypes : null;
+    }
+
+    function addUpdateRow(item) {
+      item = item || {};
+      var target = typeof item.target === "string" ? item.target : "";
+      var isProperty = target.indexOf(schema.propertiesPrefix) === 0;
+      var targetSelect = element("select", { class: "update-target", "aria-label": "Target" });
+      targetSelect.appendChild(option("", "— target —", !target));
+      var known = Object.keys(schema.targets);
+      known.forEach(function (name) {
+        targetSelect.appendChild(option(name, name, name === target));
+      });
+      targetSelect.appendChild(option(PROPERTY, "properties.<name>", isProperty));
+      if (target && !isProperty && known.indexOf(target) < 0) {
+        targetSelect.appendChild(option(target, target, true));
+      }
+      var sourceSelect = element("select", { class: "update-source", "aria-label": "Source" });
+      var fromValue = Object.prototype.hasOwnProperty.call(item, "value");
+      sourceSelect.appendChild(option("field", "from field", !fromValue));
+      sourceSelect.appendChild(option("value", "constant", fromValue));
+      var row = element("div", { class: "editor-row update-row" }, [
+        targetSelect,
+        element("input", {
+          type: "text",
+          class: "update-property vTextField",
+          placeholder: "property name",
+          "aria-label": "Property name",
+        }),
+        sourceSelect,
+        element("select", { class: "update-field", "aria-label": "Source field" }),
+        element("input", { type: "text", class: "update-value vTextField", "aria-label": "Constant" }),
+      ]);
+      row.appendChild(
+        removeButton(function () {
+          row.parentNode.removeChild(row);
+          writeUpdates();
+        })
+      );
+      row.appendChild(element("ul", { class: "errorlist row-errors" }));
+      updateRows.appendChild(row);
+      row.querySelector(".update-property").value = isProperty
+        ? target.slice(schema.propertiesPrefix.length)
+        : "";
+      fillFieldSelect(row.querySelector(".update-field"), item.field || "", sourceTypes(row));
+      var value = item.value;
+      row.querySelector(".update-value").value =
+        isProperty && typeof value !== "string" && value !== undefined ? JSON.stringify(value) : shown(value);
+      toggleUpdate(row);
+      targetSelect.addEventListener("change", function () {
+        fillFieldSelect(row.querySelector(".update-field"), row.querySelector(".update-field").value, sourceTypes(row));
+        toggleUpdate(row);
+        writeUpdates();
+      });
+      sourceSelect.addEventListener("change", function () {
+        toggleUpdate(row);
+        writeUpdates();
+      });
+      row.querySelector(".update-field").addEventListener("change", writeUpdates);
+      row.querySelector(".update-property").addEventListener("input", writeUpdates);
+      row.querySelector(".update-value").addEventListener("input", writeUpdates);
+      return row;
+    }
+
+    if (updateInput && updateEditor) {
+      var items = readJson(updateInput, [], updateEditor);
+      (Array.isArray(items) ? items : []).forEach(function (item) {
+        addUpdateRow(item && typeof item === "object" ? item : {});
+      });
+      document.getElementById("update-empty").hidden = updateRowList().length > 0;
+      document.getElementById("add-update-row").addEventListener("click", function () {
+        addUpdateRow({}).querySelector(".update-target").focus();
+        writeUpdates();
+      });
+      placeErrors(updateEditor, /^updateValues\[(\d+)\]/, updateRowList);
+    }
+
+    /* --- The model: its fields and timestamp fields ------------------------------------ */
+
+    function fillEventTime() {
+      if (!eventTimeSelect) {
+        return;
+      }
+      var selected = eventTimeSelect.value;
+      var model = currentModel();
+      var names = [schema.eventTimeIngested].concat(model ? model.timestampFields : []);
+      eventTimeSelect.innerHTML = "";
+      names.forEach(function (name) {
+        var label = name === schema.eventTimeIngested ? schema.eventTimeIngestedLabel : name;
+        eventTimeSelect.appendChild(option(name, label, name === selected));
+      });
+      if (names.indexOf(selected) < 0) {
+        eventTimeSelect.value = schema.eventTimeIngested;
+      }
+    }
+
+    if (modelSelect) {
+      modelSelect.addEventListener("change", function () {
+        filterRowList().forEach(function (row) {
+          fillFieldSelect(row.querySelector(".filter-field"), row.querySelector(".filter-field").value);
+          fillOperators(row, row.querySelector(".filter-operator").value);
+        });
+        updateRowList().forEach(function (row) {
+          fillFieldSelect(row.querySelector(".update-field"), row.querySelector(".update-field").value, sourceTypes(row));
+        });
+        fillEventTime();
+        if (filterInput) {
+          writeFilter();
+        }
+        if (updateInput) {
+          writeUpdates();
+        }
+      });
+      if (!modelSelect.value) {
+        fillEventTime();
+      }
+    }
+  });
+})();

@@ -1,0 +1,482 @@
+"""Console pages for User Events (DESIGN §7, §8 step 3) and the events they produce.
+
+A User Event is created through `journey_event_config_create` and changed through
+`journey_event_config_update`; those services validate every setting, and their errors,
+each named by its path (`filter.conditions[1].value`), are shown on the form's fields and,
+by console/user_event_form.js, on the row they concern.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from cdp.admin import copyable
+from cdp.console import (
+    EDIT_ROLES,
+    READ_ONLY,
+    ConsoleModelAdmin,
+    adopt,
+    console_site,
+    fresh,
+    role_allows,
+    service_errors,
+)
+from cdp.models import DataModel, FieldDefinition
+from ingestion.samples import payload_sample
+from journeys.filters import LIST_VALUE_OPERATORS, OPERATORS_BY_TYPE, VALUELESS_OPERATORS
+from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, UserEvent
+from journeys.services import (
+    journey_event_config_create,
+    journey_event_config_set_enabled,
+    journey_event_config_update,
+    model_schema,
+)
+from journeys.update_values import PROPERTIES_PREFIX, TARGETS
+
+EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
+
+
+class RowsEditorWidget(forms.HiddenInput):
+    """A JSON value edited as rows by console/user_event_form.js.
+
+    The hidden input holds the JSON the form posts; the editor next to it shows it as rows
+    that can be added and removed. `data-errors` ({path: [messages]}, set by
+    `cdp.console.service_errors_apply`) goes on the editor, which shows each on its row.
+    """
+
+    shows_errors_by_path = True
+
+    def __init__(self, editor: str, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.editor = editor
+
+    @property
+    def is_hidden(self) -> bool:
+        return False  # the admin shows the field's label and errors
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> str:
+        errors = self.attrs.get("data-errors", "{}")
+        attrs = {k: v for k, v in (attrs or {}).items() if k != "data-errors"}
+        hidden = forms.HiddenInput(
+            {k: v for k, v in self.attrs.items() if k != "data-errors"}
+        ).render(name, value, attrs, renderer)
+        input_id = attrs.get("id", f"id_{name}")
+        # Constant markup: nothing in it comes from the value or the user.
+        if self.editor == "filter":
+            body = mark_safe(
+                '<p class="rows-editor-match"><label for="filter-match">Match</label> '
+                '<select id="filter-match"><option value="all">all of the conditions</option>'
+                '<option value="any">any of the conditions</option></select></p>'
+                '<div id="filter-rows" class="editor-rows"></div>'
+                '<p class="rows-editor-empty" id="filter-empty">No condition: every record '
+                "passes.</p>"
+                '<button type="button" class="button" id="add-filter-row">+ Add condition'
+                "</button>"
+            )
+        else:
+            body = mark_safe(
+                '<div id="update-rows" class="editor-rows"></div>'
+                '<p class="rows-editor-empty" id="update-empty">No update value.</p>'
+                '<button type="button" class="button" id="add-update-row">+ Add update value'
+                "</button>"
+            )
+        return format_html(
+            '{}<div class="rows-editor" id="{}-editor" data-editor="{}" data-input="{}" '
+            'data-errors="{}"><ul class="errorlist editor-errors"></ul>{}</div>',
+            hidden,
+            self.editor,
+            self.editor,
+            input_id,
+            errors,
+            body,
+        )
+
+
+class UserEventForm(forms.ModelForm):
+    """The form of DESIGN §7. Its values become the services' settings (wire names)."""
+
+    service_error_fields = {
+        "model": "data_model",
+        "trigger": "trigger",
+        "eventName": "event_name",
+        "eventTime": "event_time",
+        "channel": "channel",
+        "category": "category",
+        "subCategory": "sub_category",
+        "filter": "filters",
+        "updateValues": "update_values",
+        "enabled": "enabled",
+    }
+    # The model whose schema sets the Event Time choices (set by the admin per request).
+    schema_model: DataModel | None = None
+
+    event_time = forms.CharField(label="Event Time", widget=forms.Select)
+    filters = forms.JSONField(label="Filter", required=False, widget=RowsEditorWidget("filter"))
+    update_values = forms.JSONField(
+        label="Update Value", required=False, widget=RowsEditorWidget("update")
+    )
+
+    class Meta:
+        model = JourneyEventConfig
+        fields = [
+            "data_model",
+            "trigger",
+            "event_name",
+            "event_time",
+            "channel",
+            "category",
+            "sub_category",
+            "filters",
+            "update_values",
+            "enabled",
+        ]
+        labels = {
+            "data_model": "Model",
+            "trigger": "Trigger when",
+            "event_name": "Event Name",
+            "channel": "Channel",
+            "category": "Category",
+            "sub_category": "Sub Category",
+            "enabled": "Enable",
+        }
+        help_texts = {
+            "trigger": "Created: the entry created a record. Changed: it changed a stored one.",
+            "event_name": "e.g. create_order",
+            "sub_category": "eventCtg2 of the events.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "event_time" in self.fields:
+            choices = [(EVENT_TIME_INGESTED, EVENT_TIME_INGESTED_LABEL)]
+            if self.schema_model is not None:
+                schema = model_schema(
+                    organization=self.schema_model.organization, data_model=self.schema_model
+                )
+                choices += [(name, name) for name in schema.timestamp_fields()]
+            current = self["event_time"].value()
+            if current and current not in dict(choices):
+                choices.append((current, current))  # kept, so the service can name it
+            self.fields["event_time"].widget.choices = choices
+            self.fields["event_time"].initial = EVENT_TIME_INGESTED
+
+    def wire_settings(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "eventName": data["event_name"],
+            "eventTime": data["event_time"],
+            "channel": data["channel"],
+            "category": data["category"],
+            "subCategory": data["sub_category"],
+            "filter": data["filters"] if data["filters"] is not None else {},
+            "updateValues": data["update_values"] if data["update_values"] is not None else [],
+            "enabled": data["enabled"],
+        }
+
+
+def _schema_json(data_models: list[DataModel]) -> dict[str, Any]:
+    """What console/user_event_form.js needs to build its selects: each model's fields,
+    the operators of each field type and the update-value targets."""
+    models = {}
+    for data_model in data_models:
+        schema = data_model.schema(list(data_model.field_definitions.all()))
+        models[str(data_model.pk)] = {
+            "name": str(data_model),
+            "fields": [
+                {"name": f.name, "type": f.type.value, "label": f.label, "custom": f.custom}
+                for f in schema.fields.values()
+            ],
+            "timestampFields": schema.timestamp_fields(),
+        }
+    return {
+        "models": models,
+        "operatorsByType": {t.value: list(ops) for t, ops in OPERATORS_BY_TYPE.items()},
+        "valuelessOperators": sorted(VALUELESS_OPERATORS),
+        "listValueOperators": sorted(LIST_VALUE_OPERATORS),
+        "targets": {
+            target: {"kind": kind.description, "sourceTypes": sorted(kind.source_types)}
+            for target, (_attribute, kind) in TARGETS.items()
+        },
+        "propertiesPrefix": PROPERTIES_PREFIX,
+        "eventTimeIngested": EVENT_TIME_INGESTED,
+        "eventTimeIngestedLabel": EVENT_TIME_INGESTED_LABEL,
+    }
+
+
+@admin.register(JourneyEventConfig, site=console_site)
+class JourneyEventConfigAdmin(ConsoleModelAdmin):
+    form = UserEventForm
+    console_section = "User Event"
+    console_item = "User Event"
+    console_order = 10
+    land_on_change_page_after_add = True
+    list_display = (
+        "event_name",
+        "data_model",
+        "trigger",
+        "channel",
+        "category",
+        "enabled",
+        "config_id",
+        "created_at",
+    )
+    list_filter = ("trigger", "enabled", "data_model", "category", "channel")
+    search_fields = ("event_name", "config_id", "event_key")
+    actions = ["enable_selected", "disable_selected"]
+    change_form_template = "admin/journeys/journeyeventconfig/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JourneyEventConfig]:
+        return super().get_queryset(request).select_related("data_model", "organization")
+
+    def get_fieldsets(self, request: HttpRequest, obj: JourneyEventConfig | None = None) -> list:
+        head: tuple[str, ...] = ("data_model", "trigger")
+        if obj is not None:
+            head += ("config_id_shown", "event_key_shown")
+        return [
+            (
+                None,
+                {
+                    "fields": (
+                        *head,
+                        "event_name",
+                        "event_time",
+                        "channel",
+                        "category",
+                        "sub_category",
+                    )
+                },
+            ),
+            (
+                "Filter",
+                {
+                    "fields": ("filters",),
+                    "description": "Only records (after the write) that pass the filter "
+                    "produce an event.",
+                },
+            ),
+            (
+                "Update Value",
+                {
+                    "fields": ("update_values",),
+                    "description": "Values copied into each event, from a field of the "
+                    "record or a constant.",
+                },
+            ),
+            (None, {"fields": ("enabled",)}),
+        ]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: JourneyEventConfig | None = None
+    ) -> tuple:
+        # The ID names the trigger, and clients hold both identifiers (journeys.services).
+        if obj is None:
+            return ()
+        return ("data_model", "trigger", "config_id_shown", "event_key_shown")
+
+    @admin.display(description="ID (jeConfigId)")
+    def config_id_shown(self, obj: JourneyEventConfig) -> str:
+        return copyable(obj.config_id, "je-config-id")
+
+    @admin.display(description="Event Key (jeEventKey)")
+    def event_key_shown(self, obj: JourneyEventConfig) -> str:
+        return copyable(obj.event_key, "je-event-key")
+
+    def _models_in_scope(self, request: HttpRequest) -> QuerySet[DataModel]:
+        return (
+            DataModel.objects.filter(organization__in=self.writable_organizations(request))
+            .select_related("organization")
+            .prefetch_related(
+                Prefetch("field_definitions", queryset=FieldDefinition.objects.order_by("name"))
+            )
+        )
+
+    def _posted_model(self, request: HttpRequest) -> DataModel | None:
+        """The model chosen on an add form (posted, or preset by ?data_model=<id>)."""
+        raw = request.POST.get("data_model") or request.GET.get("data_model") or ""
+        if not raw.isdigit():
+            return None
+        return self._models_in_scope(request).filter(pk=raw).first()
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: JourneyEventConfig | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.schema_model = obj.data_model if obj is not None else self._posted_model(request)
+        return form
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        preset = request.GET.get("data_model")
+        preset_model = self._posted_model(request) if preset else None
+        if preset and preset_model is None:
+            raise Http404("No such model in the organizations you may change.")
+        models = list(self._models_in_scope(request))
+        context = {
+            "user_event_schema": _schema_json(models),
+            "breadcrumb_model": preset_model,
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        config = self.get_object(request, unquote(object_id))
+        data_model = (
+            DataModel.objects.filter(pk=config.data_model_id)
+            .select_related("organization")
+            .prefetch_related(
+                Prefetch("field_definitions", queryset=FieldDefinition.objects.order_by("name"))
+            )
+            .get()
+        )
+        schema = data_model.schema(list(data_model.field_definitions.all()))
+        sample = payload_sample(
+            data_model=data_model,
+            schema=schema,
+            config_id=config.config_id,
+            event_key=config.event_key,
+        )
+        context = {
+            "user_event_schema": _schema_json([data_model]),
+            "breadcrumb_model": data_model,
+            "sample_payload": json.dumps(sample, indent=2),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def save_model(
+        self, request: HttpRequest, obj: JourneyEventConfig, form: Any, change: bool
+    ) -> None:
+        settings = form.wire_settings()
+        with service_errors():
+            if change:
+                saved, _changed = journey_event_config_update(
+                    organization=obj.organization, config=fresh(obj), settings=settings
+                )
+            else:
+                data_model = form.cleaned_data["data_model"]
+                saved = journey_event_config_create(
+                    organization=data_model.organization,
+                    data_model=data_model,
+                    trigger=form.cleaned_data["trigger"],
+                    settings=settings,
+                    created_by=request.user,
+                )
+        adopt(obj, saved)
+
+    def _set_enabled(
+        self, request: HttpRequest, queryset: QuerySet[JourneyEventConfig], enabled: bool
+    ) -> None:
+        count = 0
+        for config in queryset.select_related("organization"):
+            if role_allows(request, config.organization_id, EDIT_ROLES):
+                journey_event_config_set_enabled(
+                    organization=config.organization, config=config, enabled=enabled
+                )
+                count += 1
+        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {count} User Event(s).")
+
+    @admin.action(description="Enable selected User Events", permissions=["change"])
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected User Events", permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_enabled(request, queryset, False)
+
+
+# --- the events -------------------------------------------------------------------------
+
+
+@admin.register(UserEvent, site=console_site)
+class UserEventAdmin(ConsoleModelAdmin):
+    """Read-only browser of the user events: generated by User Events or ingested."""
+
+    console_section = "Event log"
+    console_item = "Event"
+    console_order = 20
+    write_roles = READ_ONLY
+    superuser_writes = False
+    list_display = (
+        "event_name",
+        "source",
+        "source_id",
+        "condition",
+        "event_at",
+        "channel",
+        "event_ctg",
+        "customer_id",
+        "value",
+        "config_link",
+    )
+    list_filter = (
+        "event_at",
+        "condition",
+        "channel",
+        ("event_name", admin.AllValuesFieldListFilter),
+        ("source", admin.AllValuesFieldListFilter),
+        "config",
+    )
+    date_hierarchy = "event_at"
+    search_fields = ("source_id",)
+    search_help_text = "Search by sourceId (the record key)."
+    readonly_fields = (
+        "event_id",
+        "config_link",
+        "source",
+        "source_id",
+        "condition",
+        "channel",
+        "event_ctg",
+        "event_ctg2",
+        "event_ctg3",
+        "event_name",
+        "event_at",
+        "value",
+        "event_labels",
+        "event_label2s",
+        "event_label3s",
+        "customer_id",
+        "email",
+        "phone",
+        "note",
+        "properties",
+        "request_id",
+        "created_at",
+        "organization",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UserEvent]:
+        return super().get_queryset(request).select_related("config")
+
+    @admin.display(description="User Event (jeConfigId)")
+    def config_link(self, obj: UserEvent) -> str:
+        if obj.config is None:
+            return "— (ingested)"
+        url = reverse(
+            f"{self.admin_site.name}:journeys_journeyeventconfig_change", args=[obj.config_id]
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.config.config_id)
