@@ -5,3 +5,8 @@ class CdpConfig(AppConfig):
     verbose_name = "Console"
     name = "cdp"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from cdp.token_cache import token_cache_connect
+
+        token_cache_connect()

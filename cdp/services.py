@@ -29,6 +29,7 @@ from cdp.schema import (
     SYSTEM_MODELS,
     custom_field_pattern,
 )
+from cdp.token_cache import token_cache_get, token_cache_set
 
 # Rows of these system object types exist in every organization. `custom-model` is the
 # family of the organization's custom models (each a DataModel of kind custom), not a
@@ -195,22 +196,30 @@ def token_verify(*, raw_token: str, raw_api_key: str) -> ApiKey:
     Raises TokenInvalid or TokenExpired. The returned key carries its organization and
     membership user, so later steps need no query to reach them.
     """
-    token = (
-        AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
-        .filter(digest=keys.digest(raw_token))
-        .first()
-    )
-    if token is None:
+    token_digest = keys.digest(raw_token)
+    cached = token_cache_get(token_digest)
+    if cached is not None:
+        api_key, expires_at = cached
+    else:
+        token = (
+            AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
+            .filter(digest=token_digest)
+            .first()
+        )
+        if token is None:
+            raise TokenInvalid
+        api_key, expires_at = token.api_key, token.expires_at
+        if (
+            api_key.revoked_at is not None
+            or not api_key.organization.is_active
+            or not api_key.membership.user.is_active
+        ):
+            raise TokenInvalid
+        token_cache_set(token_digest, api_key, expires_at)
+    # Checked on every request, cached or not: the cache holds only the key's digest.
+    if not keys.digest_matches(raw_api_key, api_key.digest):
         raise TokenInvalid
-    api_key = token.api_key
-    if (
-        not keys.digest_matches(raw_api_key, api_key.digest)
-        or api_key.revoked_at is not None
-        or not api_key.organization.is_active
-        or not api_key.membership.user.is_active
-    ):
-        raise TokenInvalid
-    if token.expires_at <= timezone.now():
+    if expires_at <= timezone.now():
         raise TokenExpired
     return api_key
 

@@ -121,16 +121,26 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# `plain`: one `key=value` line per record; `json`: one JSON object per line (cdp/log_format.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "plain": {"()": "cdp.log_format.KeyValueFormatter"},
+        "json": {"()": "cdp.log_format.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
 # --- cdp ---------------------------------------------------------------------------------
 
 CDP_TOKEN_TTL_SECONDS = env.int("CDP_TOKEN_TTL_SECONDS", default=1800)
+# How long a verified token is kept in the shared cache (revocation forgets it at once).
+CDP_TOKEN_CACHE_SECONDS = env.int("CDP_TOKEN_CACHE_SECONDS", default=60)
 
 # Brute-force limits of the Authentication API: attempts per window, per username and per
 # client address.
@@ -160,3 +170,15 @@ CDP_INGEST_RATE_LIMITS = _rate_limits(
     env.str("CDP_INGEST_RATE_LIMITS", default="50/1,1000/60,5000/300,50000/3600,400000/86400")
 )
 CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
+
+# Ingestion callbacks (docs/callbacks.md). Callback URLs must resolve to public addresses
+# unless this is on (SSRF guard); on by default only with DEBUG, and in the test settings.
+CDP_CALLBACK_ALLOW_PRIVATE = env.bool("CDP_CALLBACK_ALLOW_PRIVATE", default=DEBUG)
+CDP_CALLBACK_TIMEOUT_SECONDS = env.int("CDP_CALLBACK_TIMEOUT_SECONDS", default=10)
+# A failed attempt waits BASE seconds, doubling after each failure up to MAX; the row is
+# marked failed after MAX_ATTEMPTS attempts.
+CDP_CALLBACK_BACKOFF_BASE_SECONDS = env.int("CDP_CALLBACK_BACKOFF_BASE_SECONDS", default=60)
+CDP_CALLBACK_BACKOFF_MAX_SECONDS = env.int("CDP_CALLBACK_BACKOFF_MAX_SECONDS", default=21600)
+CDP_CALLBACK_MAX_ATTEMPTS = env.int("CDP_CALLBACK_MAX_ATTEMPTS", default=10)
+# How long `deliver_callbacks` sleeps when nothing is due.
+CDP_CALLBACK_POLL_SECONDS = env.float("CDP_CALLBACK_POLL_SECONDS", default=2.0)

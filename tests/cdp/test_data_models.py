@@ -424,3 +424,16 @@ def test_field_name_is_unique_per_model_in_the_database(tenant_a):
             name="customField01",
             type="text",
         )
+
+
+def test_random_strings_use_the_whole_alphabet_uniformly():
+    from collections import Counter
+
+    from cdp.identifiers import ALNUM, random_string
+
+    drawn = Counter("".join(random_string(ALNUM, 20) for _ in range(3100)))
+    assert set(drawn) == set(ALNUM)
+    # 62,000 draws: each character expected 1,000 times; bias from a plain modulo (256 % 62)
+    # would push the first eight characters to about 1,290.
+    assert max(drawn.values()) < 1170
+    assert min(drawn.values()) > 830

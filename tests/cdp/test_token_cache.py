@@ -1,0 +1,85 @@
+"""Verified tokens are cached briefly; anything that invalidates a token forgets it at once."""
+
+import pickle
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cdp import keys, services
+from tests.conftest import authenticate
+
+INGEST = "/dhub-i/api/v1.0/ingest"
+
+
+def ingest(client, tenant, token):
+    body = {
+        "objectType": "custom-model",
+        "source": "CRM",
+        "entries": [{"momCode": tenant.mom_code, "refId": "R-1"}],
+    }
+    return client.post(INGEST, body, format="json", HTTP_TOKEN=token, HTTP_API_KEY=tenant.raw_key)
+
+
+def test_a_cached_token_authenticates_without_querying_the_access_tables(client, tenant_a):
+    token = authenticate(client, tenant_a)
+    services.token_verify(raw_token=token, raw_api_key=tenant_a.raw_key)
+
+    with CaptureQueriesContext(connection) as queries:
+        api_key = services.token_verify(raw_token=token, raw_api_key=tenant_a.raw_key)
+
+    assert len(queries) == 0
+    assert api_key.pk == tenant_a.api_key.pk
+    assert api_key.organization.group_key == tenant_a.group_key
+    assert api_key.membership.user.username == tenant_a.username
+
+
+def test_the_cache_entry_holds_no_secret(client, tenant_a):
+    token = authenticate(client, tenant_a)
+    services.token_verify(raw_token=token, raw_api_key=tenant_a.raw_key)
+
+    entry = cache.get("cdp:token:" + keys.digest(token))
+    dumped = pickle.dumps(entry)
+    assert entry is not None
+    for secret in (token.encode(), tenant_a.raw_key.encode(), tenant_a.user.password.encode()):
+        assert secret not in dumped
+
+
+def test_a_cached_token_still_needs_its_own_api_key(client, tenant_a, tenant_b):
+    token = authenticate(client, tenant_a)
+    services.token_verify(raw_token=token, raw_api_key=tenant_a.raw_key)
+
+    with pytest.raises(services.TokenInvalid):
+        services.token_verify(raw_token=token, raw_api_key=tenant_b.raw_key)
+
+
+@pytest.mark.parametrize(
+    "invalidate",
+    [
+        pytest.param(
+            lambda t: services.api_key_revoke(organization=t.organization, api_key_id=t.api_key.pk),
+            id="key revoked",
+        ),
+        pytest.param(
+            lambda t: setattr(t.organization, "is_active", False) or t.organization.save(),
+            id="organization deactivated",
+        ),
+        pytest.param(
+            lambda t: setattr(t.user, "is_active", False) or t.user.save(), id="user deactivated"
+        ),
+        pytest.param(lambda t: t.membership.delete(), id="member removed"),
+    ],
+)
+def test_invalidation_takes_effect_at_once(client, tenant_a, tenant_b, invalidate):
+    token_a, token_b = authenticate(client, tenant_a), authenticate(client, tenant_b)
+    assert ingest(client, tenant_a, token_a).status_code == 200
+    assert ingest(client, tenant_b, token_b).status_code == 200
+
+    invalidate(tenant_a)
+
+    refused = ingest(client, tenant_a, token_a)
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "Invalid token or API key"
+    # The other organization's cached token is untouched.
+    assert ingest(client, tenant_b, token_b).status_code == 200
