@@ -1,8 +1,12 @@
-"""The ingestion log: one IngestionRequest row per authenticated ingest request."""
+"""The ingestion log: one IngestionRequest row and one `cdp.ingest` log line per
+authenticated ingest request (HTTP, the Console's test form, and each `import_records`
+batch)."""
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cdp.models import ApiKey, Organization
@@ -11,6 +15,8 @@ from ingestion.models import IngestionRequest
 if TYPE_CHECKING:
     from ingestion.payload import IngestPayload
     from journeys.models import JourneyEventConfig
+
+logger = logging.getLogger("cdp.ingest")
 
 
 def ingestion_request_log(
@@ -30,7 +36,7 @@ def ingestion_request_log(
     answered. Nothing secret is in it.
     """
     events = body.get("events") or {}
-    return IngestionRequest.objects.create(
+    entry = IngestionRequest.objects.create(
         organization=organization,
         api_key=api_key,
         request_id=request_id,
@@ -55,3 +61,46 @@ def ingestion_request_log(
         message=(body.get("message") or "")[:300],
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
     )
+    _log_line(organization, api_key, entry)
+    return entry
+
+
+def _log_line(organization: Organization, api_key: ApiKey | None, entry: IngestionRequest) -> None:
+    """The structured line of one request. Public values only: the key's 8-character
+    prefix, never the key, the token or a callback secret."""
+    logger.info(
+        "ingest",
+        extra={
+            "fields": {
+                "requestId": entry.request_id,
+                "organization": organization.group_key,
+                "apiKeyPrefix": api_key.prefix if api_key is not None else "",
+                "objectType": entry.object_type,
+                "initData": entry.init_data,
+                "total": entry.total,
+                "created": entry.created,
+                "updated": entry.updated,
+                "unchanged": entry.unchanged,
+                "failed": entry.failed,
+                "eventsGenerated": entry.events_generated,
+                "status": entry.status,
+                "errorCode": entry.error_code,
+                "durationMs": entry.duration_ms,
+            }
+        },
+    )
+
+
+def ingestion_requests_purge(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete log rows created before `before`, every organization's, in batches (so no
+    single statement holds locks on the whole table); returns how many."""
+    deleted = 0
+    while True:
+        ids = list(
+            IngestionRequest.objects.filter(created_at__lt=before).values_list("pk", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += IngestionRequest.objects.filter(pk__in=ids).delete()[0]
