@@ -37,6 +37,10 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True)
     callback_url = models.URLField(blank=True, max_length=500)
     callback_enabled = models.BooleanField(default=False)
+    # The HMAC key callbacks are signed with: kept as generated, since the worker signs
+    # with it, and shown once (cdp/callback_settings.py). Never display or log it.
+    callback_secret = models.CharField(max_length=64, blank=True, editable=False)
+    callback_secret_set_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,8 +7,9 @@ services in one transaction; the few values only the database can judge (a momCo
 another model holds, a key that clashes with a stored one) raise `ProvisioningInvalid`
 there, which rolls the whole run back.
 
-Each top-level section has one validator and one apply step, called in file order, so
-callbacks come in as one more pair; until then its validator refuses them. User Events
+Each top-level section has one validator and one apply step, called in file order. The
+organization's `callback` is judged in two steps too: its shape and URL text here, the
+URL's addresses (the SSRF guard, which needs DNS) by the service when applied. User Events
 are judged in two steps: their shape here, their filters, update values and event time
 against the model's schema while applying (the schema may come from the same file).
 
@@ -32,7 +33,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from cdp import identifiers, keys, services
+from cdp import callback_settings, identifiers, keys, services
 from cdp.models import (
     ApiKey,
     DataModel,
@@ -59,11 +60,10 @@ from journeys.services import (
 Status = Literal["created", "updated", "unchanged"]
 Spec = dict[str, Any]
 
-CALLBACK_UNSUPPORTED = "callbacks are not supported yet"
-
 # Every key each object may hold; anything else is refused, so a typo never passes silently.
 DOCUMENT_KEYS = ("organization", "users", "models", "userEvents")
 ORGANIZATION_KEYS = ("name", "groupKey", "callback")
+CALLBACK_KEYS = ("url", "enabled")
 USER_KEYS = ("username", "password", "role", "apiKeys")
 API_KEY_KEYS = ("name", "key")
 MODEL_KEYS = ("name", "objectType", "momCode", "tags", "fields")
@@ -146,6 +146,8 @@ class OrganizationOutcome:
     name: str
     group_key: str
     status: Status
+    # The callback signing secret, only when this run generated it: never read back.
+    callback_secret: str | None = None
 
 
 @dataclass
@@ -166,12 +168,13 @@ class ProvisioningResult:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """The `--json` shape of DESIGN §10. `callbackSecret` is null until callbacks exist."""
+        """The `--json` shape of DESIGN §10. `callbackSecret` is null unless this run
+        generated it (the first time the organization got a callback URL)."""
         return {
             "organization": {
                 "name": self.organization.name,
                 "groupKey": self.organization.group_key,
-                "callbackSecret": None,
+                "callbackSecret": self.organization.callback_secret,
             },
             "users": [
                 {
@@ -267,7 +270,25 @@ def _organization_validate(value: object, path: str, errors: list[ProvisioningEr
         "a group key is 32 lowercase hexadecimal characters",
     )
     if spec.get("callback") is not None:
-        errors.append(ProvisioningError(_key_path(path, "callback"), CALLBACK_UNSUPPORTED))
+        _callback_validate(spec["callback"], _key_path(path, "callback"), errors)
+
+
+def _callback_validate(value: object, path: str, errors: list[ProvisioningError]) -> None:
+    """`{"url", "enabled"}`, both optional (absent keeps the stored value); `url` may be
+    blank to remove it. Whether the URL's host is public is judged when applying."""
+    spec = _object(value, path, CALLBACK_KEYS, (), errors)
+    if spec is None:
+        return
+    url = _text(
+        spec, "url", path, errors, max_length=callback_settings.CALLBACK_URL_MAX_LENGTH, blank=True
+    )
+    if url and (problem := callback_settings.callback_url_syntax_error(url.strip())) is not None:
+        errors.append(ProvisioningError(_key_path(path, "url"), problem))
+    _boolean(spec, "enabled", path, errors)
+    if spec.get("enabled") is True and url is not None and not url.strip():
+        errors.append(
+            ProvisioningError(_key_path(path, "enabled"), "callbacks need a url to be enabled")
+        )
 
 
 def _users_validate(value: object, path: str, errors: list[ProvisioningError]) -> None:
@@ -622,8 +643,31 @@ def _organization_apply(spec: Spec) -> tuple[Organization, OrganizationOutcome]:
         if organization.name != name:
             services.organization_rename(organization=organization, name=name)
             status = "updated"
-    outcome = OrganizationOutcome(name=name, group_key=organization.group_key, status=status)
+    secret = None
+    if spec.get("callback") is not None:
+        changed, secret = _callback_apply(organization=organization, spec=spec["callback"])
+        if changed and status == "unchanged":
+            status = "updated"
+    outcome = OrganizationOutcome(
+        name=name, group_key=organization.group_key, status=status, callback_secret=secret
+    )
     return organization, outcome
+
+
+def _callback_apply(*, organization: Organization, spec: Spec) -> tuple[bool, str | None]:
+    """Set the callback through its service; returns whether anything changed and the
+    secret, when this run generated one."""
+    url = organization.callback_url if spec.get("url") is None else spec["url"].strip()
+    enabled = organization.callback_enabled if spec.get("enabled") is None else spec["enabled"]
+    before = (organization.callback_url, organization.callback_enabled)
+    secret = _refusing(
+        "organization.callback",
+        callback_settings.callback_settings_set,
+        organization=organization,
+        url=url,
+        enabled=enabled,
+    )
+    return before != (url, enabled) or secret is not None, secret
 
 
 def _organization_find(*, name: str, group_key: str | None) -> Organization | None:

@@ -53,3 +53,68 @@ class IngestionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.object_type} {self.status}"
+
+
+class CallbackStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class CallbackDelivery(models.Model):
+    """The outbox of ingestion callbacks: one row per ingest request that stored or
+    rejected entries while the organization's callback was on, written in that request's
+    transaction and sent by `manage.py deliver_callbacks` (ingestion/callbacks.py).
+
+    The Console shows `status`, `attempts`, `next_attempt_at`, `last_status_code`,
+    `last_error` and `delivered_at`; `body` is the JSON sent, which holds no secret.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="callback_deliveries"
+    )
+    request_id = models.CharField(max_length=32)
+    # The public 8-character prefix of the key that sent the request; blank for imports.
+    api_key_prefix = models.CharField(max_length=8, blank=True)
+    # The exact body sent (and signed) on every attempt.
+    body = models.TextField()
+    entries = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # A worker's claim: nobody else sends the row before `locked_until`.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=32, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "callback delivery"
+        verbose_name_plural = "callback deliveries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "request_id"], name="callbackdelivery_unique_request"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "status", "-created_at"],
+                name="callbackdelivery_org_status",
+            ),
+            # The one index that does not lead with the organization: workers claim due
+            # rows of every tenant (docs/decisions.md, docs/scale-out.md).
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="callbackdelivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"callback {self.request_id} {self.status}"

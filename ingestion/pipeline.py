@@ -1,7 +1,8 @@
 """The ingest request, top to bottom (DESIGN §6):
 
 authenticate → limit (both done by the view's DRF classes) → read and parse → resolve
-models and the User Event → validate entries → upsert → generate events → log → respond.
+models and the User Event → validate entries → upsert → generate events → queue the
+callback → log → respond.
 
 Each step is a call into the module that owns it; each step's output is the next one's
 input. The organization comes from the authenticated API key, once.
@@ -21,6 +22,7 @@ from cdp.errors import ApiError, InvalidEntries, InvalidObjectType, InvalidValue
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
 from cdp.selectors import LoadedModel, custom_models_load, system_model_load
+from ingestion.callbacks import callback_enqueue
 from ingestion.log import ingestion_request_log
 from ingestion.payload import IngestPayload, body_parse, body_read, init_data_parse, payload_check
 from ingestion.upsert import CREATED, UNCHANGED, UPDATED, StoredEntry, records_upsert
@@ -232,6 +234,13 @@ def ingest_data(
         stored, events = _store(organization, payload, valid, config, request_id)
         response = _outcome(
             request_id, payload, _response_body(payload, stored, rejected, events, warnings)
+        )
+        # In the same transaction: the partner hears of exactly what was committed.
+        callback_enqueue(
+            organization=organization,
+            api_key=api_key,
+            request_id=request_id,
+            results=response.body["results"],
         )
         ingestion_request_log(
             organization=organization,

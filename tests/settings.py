@@ -10,3 +10,6 @@ from cdp.settings import *  # noqa: F403
 
 # Test users need no slow password hashing.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests send callbacks to a server on 127.0.0.1 and configure example URLs that do not
+# resolve; the SSRF guard itself is tested with this turned off (tests/ops).
+CDP_CALLBACK_ALLOW_PRIVATE = True

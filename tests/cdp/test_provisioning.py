@@ -114,7 +114,11 @@ def snapshot(organization: Organization | None = None) -> dict[str, list[tuple[A
     if organization is not None:
         users = users.filter(memberships__organization=organization)
     return {
-        "organizations": list(organizations.order_by("pk").values_list("pk", "name", "group_key")),
+        "organizations": list(
+            organizations.order_by("pk").values_list(
+                "pk", "name", "group_key", "callback_url", "callback_enabled", "callback_secret"
+            )
+        ),
         "users": list(users.order_by("pk").values_list("pk", "username", "password")),
         "memberships": list(
             Membership.objects.filter(**scope)
@@ -532,10 +536,31 @@ BAD_DOCUMENTS = [
         _set(("userEvents", 0, "updateValues", 0, "target"), "price"),
         "userEvents[0].updateValues[0].target",
     ),
+    ("callback-not-an-object", _set(("organization", "callback"), "on"), "organization.callback"),
     (
-        "callback",
-        _set(("organization", "callback"), {"url": "https://p.example/cb", "enabled": True}),
-        "organization.callback",
+        "callback-unknown-key",
+        _set(("organization", "callback"), {"url": "https://p.example/cb", "secret": "s"}),
+        "organization.callback.secret",
+    ),
+    (
+        "callback-bad-scheme",
+        _set(("organization", "callback"), {"url": "ftp://p.example/cb", "enabled": True}),
+        "organization.callback.url",
+    ),
+    (
+        "callback-credentials-in-url",
+        _set(("organization", "callback"), {"url": "https://u:p@p.example/cb"}),
+        "organization.callback.url",
+    ),
+    (
+        "callback-enabled-not-boolean",
+        _set(("organization", "callback"), {"url": "https://p.example/cb", "enabled": "yes"}),
+        "organization.callback.enabled",
+    ),
+    (
+        "callback-enabled-without-url",
+        _set(("organization", "callback"), {"url": "", "enabled": True}),
+        "organization.callback.enabled",
     ),
 ]
 
@@ -560,16 +585,68 @@ def test_bad_file_is_refused_with_its_path_and_changes_nothing(
     assert snapshot() == before
 
 
-def test_callback_section_says_it_is_not_supported_yet(tmp_path):
-    document = initech_document()
-    document["organization"]["callback"] = {"url": "https://p.example/cb", "enabled": True}
+CALLBACK = {"url": "https://partner.example/cdp-callback", "enabled": True}
 
+
+def test_callback_section_sets_the_callback_and_prints_its_secret_once(tmp_path, tenant_a):
+    document = initech_document()
+    document["organization"]["callback"] = dict(CALLBACK)
+    path = write(tmp_path, document)
+
+    first = provision_json(path)
+    organization = Organization.objects.get(group_key=INITECH_GROUP_KEY)
+    second = provision_json(path)
+
+    assert (organization.callback_url, organization.callback_enabled) == (CALLBACK["url"], True)
+    assert re.fullmatch(r"[0-9a-f]{64}", first["organization"]["callbackSecret"])
+    # Stored as given: the worker signs callbacks with it.
+    assert first["organization"]["callbackSecret"] == organization.callback_secret
+    assert second["organization"]["callbackSecret"] is None
+    # Another tenant's callback settings are untouched.
+    tenant_a.organization.refresh_from_db()
+    assert (tenant_a.organization.callback_url, tenant_a.organization.callback_secret) == ("", "")
+
+
+def test_callback_rerun_updates_settings_and_keeps_the_secret(tmp_path):
+    document = initech_document()
+    document["organization"]["callback"] = dict(CALLBACK)
+    provision(write(tmp_path, document))
+    secret = Organization.objects.get(group_key=INITECH_GROUP_KEY).callback_secret
+    document["organization"]["callback"] = {"enabled": False}  # url absent: kept
+
+    output = provision_json(write(tmp_path, document))
+
+    organization = Organization.objects.get(group_key=INITECH_GROUP_KEY)
+    assert (organization.callback_url, organization.callback_enabled) == (CALLBACK["url"], False)
+    assert organization.callback_secret == secret
+    assert output["organization"]["callbackSecret"] is None
+
+
+def test_summary_shows_a_generated_callback_secret_once(tmp_path):
+    document = initech_document()
+    document["organization"]["callback"] = dict(CALLBACK)
+    path = write(tmp_path, document)
+
+    first = provision(path)
+    second = provision(path)
+
+    secret = Organization.objects.get(group_key=INITECH_GROUP_KEY).callback_secret
+    assert f"Callback secret: {secret} (shown once" in first
+    assert secret not in second
+    assert "Nothing to change" in second
+
+
+def test_callback_url_of_a_private_address_is_refused_with_its_path(tmp_path, settings):
+    settings.CDP_CALLBACK_ALLOW_PRIVATE = False
+    document = initech_document()
+    document["organization"]["callback"] = {"url": "http://127.0.0.1:8080/cb", "enabled": True}
     before = snapshot()
 
     with pytest.raises(CommandError) as refused:
         provision(write(tmp_path, document))
 
-    assert "organization.callback: callbacks are not supported yet" in str(refused.value)
+    assert "\n  organization.callback.url: " in str(refused.value)
+    assert "loopback address" in str(refused.value)
     assert snapshot() == before
 
 

@@ -89,6 +89,11 @@ def _summary_text(result: ProvisioningResult) -> str:
         f"Organization {organization.name!r}: {organization.status} "
         f"(group key {organization.group_key})"
     ]
+    if organization.callback_secret:
+        lines.append(
+            f"  Callback secret: {organization.callback_secret} (shown once: store it now; "
+            "the partner verifies callbacks with it)"
+        )
     for user in result.users:
         lines.append(f"User {user.username} ({user.role}): {user.status}")
         lines += [f"  {_api_key_line(api_key)}" for api_key in user.api_keys]

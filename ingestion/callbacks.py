@@ -1,0 +1,352 @@
+"""Ingestion callbacks: the outbox row an ingest request writes, and its delivery.
+
+Writing: the pipeline calls `callback_enqueue` inside the ingest transaction, so the
+callback exists exactly when the records it reports do (one INSERT, whatever the number
+of entries; nothing when the organization's callback is off).
+
+Delivering (`manage.py deliver_callbacks`): `callbacks_deliver_due` claims due rows with
+`SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer and no row locks,
+so a plain select is enough there) and, still inside that short transaction, leases them
+by setting `locked_until`. It sends outside the transaction, so no row lock or database
+connection is held across a slow partner. A row is never sent by two workers at once:
+others skip it until the lease ends, the lease outlasts the whole batch (every send is
+bounded by the timeout, and a worker stops sending when its lease runs short), and the
+result is written only while the row is still leased by the same claim. A worker that
+dies mid-batch leaves its rows to be claimed again when the lease ends: delivery is at
+least once, and partners deduplicate by `X-Request-Id` (docs/callbacks.md).
+
+Every function that depends on time takes `now`, so tests drive the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cdp.callback_settings import CallbackTarget, CallbackUrlRefused, callback_target_resolve
+from cdp.models import ApiKey, Organization
+from ingestion.models import CallbackDelivery, CallbackStatus
+
+USER_AGENT = "cdp-callbacks/1.0"
+# Time a worker keeps in hand, beyond the sends themselves, before its lease ends.
+LEASE_MARGIN_SECONDS = 30
+LAST_ERROR_MAX = 500
+RESPONSE_SNIPPET_BYTES = 200
+CALLBACKS_OFF = "callbacks are turned off for this organization; not sent"
+
+
+# ---------------------------------------------------------------------------------------
+# The payload and its signature (the wire format partners verify, docs/callbacks.md).
+
+
+def callback_payload(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """`{"data": {"<refId>": {"status": 200, "cdpId"} | {"status": 101, "errorMessage"}}}`
+    from an ingest response's `results`.
+
+    An entry without a key cannot be named by refId and is left out (the ingestion log
+    has it); a key sent twice in one request reports its last result, the record's state.
+    """
+    data: dict[str, dict[str, Any]] = {}
+    for result in results:
+        ref_id = result.get("refId")
+        if ref_id is None:
+            continue
+        if result["status"] == 200:
+            data[str(ref_id)] = {"status": 200, "cdpId": result["cdpId"]}
+        else:
+            data[str(ref_id)] = {"status": result["status"], "errorMessage": result["errorMessage"]}
+    return {"data": data}
+
+
+def callback_checksum(*, secret: str, timestamp: str, body: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 with the secret over `<timestamp>.<raw body>`."""
+    message = timestamp.encode("ascii") + b"." + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def callback_headers(
+    *, secret: str, api_key_prefix: str, request_id: str, body: bytes, now: datetime
+) -> dict[str, str]:
+    timestamp = str(int(now.timestamp()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Request-Id": request_id,
+        "X-Callback-Timestamp": timestamp,
+        "Checksum": callback_checksum(secret=secret, timestamp=timestamp, body=body),
+    }
+    # Operator imports (`import_records`) send no key, so their callbacks carry no ApiKey.
+    if api_key_prefix:
+        headers["ApiKey"] = api_key_prefix
+    return headers
+
+
+# ---------------------------------------------------------------------------------------
+# Writing the outbox row.
+
+
+def callback_enqueue(
+    *,
+    organization: Organization,
+    api_key: ApiKey | None,
+    request_id: str,
+    results: list[dict[str, Any]],
+    now: datetime | None = None,
+) -> CallbackDelivery | None:
+    """Write the callback of one ingest request, when the organization's callback is on
+    and the request stored or rejected an entry with a key. Call it inside the request's
+    transaction. One INSERT, or no query at all."""
+    if not organization.callback_enabled:
+        return None
+    payload = callback_payload(results)
+    if not payload["data"]:
+        return None
+    now = now or timezone.now()
+    return CallbackDelivery.objects.create(
+        organization=organization,
+        request_id=request_id,
+        api_key_prefix=api_key.prefix if api_key is not None else "",
+        body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        entries=len(payload["data"]),
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def callback_delivery_retry(
+    *, organization: Organization, delivery_id: int, now: datetime | None = None
+) -> CallbackDelivery:
+    """Send a failed (or pending) delivery again as soon as a worker runs, with a fresh
+    set of attempts; the Console's "Retry" action. Raises CallbackDelivery.DoesNotExist
+    for another organization's or an unknown row, ValueError for a delivered one."""
+    now = now or timezone.now()
+    delivery = CallbackDelivery.objects.get(organization=organization, pk=delivery_id)
+    if delivery.status == CallbackStatus.DELIVERED:
+        raise ValueError("This callback was delivered already.")
+    delivery.status = CallbackStatus.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+    return delivery
+
+
+# ---------------------------------------------------------------------------------------
+# Claiming and delivering.
+
+
+@dataclass
+class DeliveryRun:
+    """What one `callbacks_deliver_due` call did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    status_code: int | None
+    error: str
+    final: bool = False  # failed for good, whatever attempts remain
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def callback_backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: BASE, doubling, at most MAX."""
+    base = settings.CDP_CALLBACK_BACKOFF_BASE_SECONDS
+    cap = settings.CDP_CALLBACK_BACKOFF_MAX_SECONDS
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
+
+
+def lease_seconds_for(batch_size: int) -> int:
+    """A claim's lease: every send of the batch may take the whole timeout."""
+    return batch_size * (settings.CDP_CALLBACK_TIMEOUT_SECONDS + 5) + LEASE_MARGIN_SECONDS
+
+
+def callbacks_claim(
+    *, now: datetime, batch_size: int, lease_seconds: int, claim_id: str
+) -> list[CallbackDelivery]:
+    """Lease up to `batch_size` due rows to the claim `claim_id` until now + lease."""
+    with transaction.atomic():
+        due = (
+            CallbackDelivery.objects.filter(status=CallbackStatus.PENDING, next_attempt_at__lte=now)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .order_by("next_attempt_at", "pk")
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        rows = list(due[:batch_size])
+        if rows:
+            locked_until = now + timedelta(seconds=lease_seconds)
+            CallbackDelivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+                locked_until=locked_until, locked_by=claim_id
+            )
+            for row in rows:
+                row.locked_until, row.locked_by = locked_until, claim_id
+    return rows
+
+
+def callbacks_deliver_due(*, now: datetime | None = None, batch_size: int = 10) -> DeliveryRun:
+    """Claim up to `batch_size` due callbacks and send each once.
+
+    `now` freezes the clock (tests); by default every step reads the time afresh, so the
+    timestamp a partner checks is the time of its own request.
+    """
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else timezone.now
+    lease_seconds = lease_seconds_for(batch_size)
+    claim_id = uuid.uuid4().hex
+    rows = callbacks_claim(
+        now=clock(), batch_size=batch_size, lease_seconds=lease_seconds, claim_id=claim_id
+    )
+    run = DeliveryRun(claimed=len(rows))
+    if not rows:
+        return run
+    organizations = Organization.objects.in_bulk({row.organization_id for row in rows})
+    timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
+    # Start no send that could outlast the lease (a send takes at most about the timeout).
+    last_start = time.monotonic() + lease_seconds - LEASE_MARGIN_SECONDS - timeout
+    for index, row in enumerate(rows):
+        if time.monotonic() > last_start:
+            run.released = _release(rows[index:], claim_id)
+            break
+        attempt = _attempt(row, organizations[row.organization_id], now=clock(), timeout=timeout)
+        status = _record(row, attempt, now=clock())
+        if status == CallbackStatus.DELIVERED:
+            run.delivered += 1
+        elif status == CallbackStatus.FAILED:
+            run.failed += 1
+        elif status == CallbackStatus.PENDING:
+            run.retrying += 1
+    return run
+
+
+def _release(rows: list[CallbackDelivery], claim_id: str) -> int:
+    return CallbackDelivery.objects.filter(
+        pk__in=[row.pk for row in rows], locked_by=claim_id
+    ).update(locked_until=None, locked_by="")
+
+
+def _attempt(
+    row: CallbackDelivery, organization: Organization, *, now: datetime, timeout: int
+) -> _Attempt:
+    if not organization.callback_enabled or not organization.callback_url:
+        return _Attempt(None, CALLBACKS_OFF, final=True)
+    try:
+        # Checked again at every attempt: the host's DNS answer may have changed.
+        target = callback_target_resolve(organization.callback_url)
+    except CallbackUrlRefused as refused:
+        return _Attempt(None, f"refused: {refused}")
+    body = row.body.encode("utf-8")
+    headers = callback_headers(
+        secret=organization.callback_secret,
+        api_key_prefix=row.api_key_prefix,
+        request_id=row.request_id,
+        body=body,
+        now=now,
+    )
+    return _post(target, body, headers, timeout)
+
+
+def _record(row: CallbackDelivery, attempt: _Attempt, *, now: datetime) -> str | None:
+    """Write the attempt's outcome, if the row is still leased by this claim; returns the
+    row's new status, or None when the lease was lost (another worker owns it now)."""
+    attempts = row.attempts + 1
+    changes: dict[str, Any] = {
+        "attempts": attempts,
+        "last_attempt_at": now,
+        "last_status_code": attempt.status_code,
+        "last_error": attempt.error[:LAST_ERROR_MAX],
+        "locked_until": None,
+        "locked_by": "",
+    }
+    if attempt.delivered:
+        changes.update(status=CallbackStatus.DELIVERED, delivered_at=now, last_error="")
+    elif attempt.final or attempts >= settings.CDP_CALLBACK_MAX_ATTEMPTS:
+        changes.update(status=CallbackStatus.FAILED)
+    else:
+        changes.update(next_attempt_at=now + callback_backoff(attempts))
+    written = CallbackDelivery.objects.filter(pk=row.pk, locked_by=row.locked_by).update(**changes)
+    return changes.get("status", CallbackStatus.PENDING) if written else None
+
+
+# ---------------------------------------------------------------------------------------
+# HTTP: connect to the addresses the SSRF guard checked, never to a second DNS answer.
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, target: CallbackTarget, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._addresses = target.addresses
+
+    def _connect_pinned(self) -> socket.socket:
+        error: OSError | None = None
+        for address in self._addresses:
+            try:
+                return socket.create_connection((address, self.port), self.timeout)
+            except OSError as failure:
+                error = failure
+        raise error or OSError("no address to connect to")
+
+    def connect(self) -> None:
+        self.sock = self._connect_pinned()
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """Certificate and host name are verified against the URL's host, as usual."""
+
+    def __init__(self, target: CallbackTarget, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._addresses = target.addresses
+
+    _connect_pinned = _PinnedHTTPConnection._connect_pinned
+
+    def connect(self) -> None:
+        sock = self._connect_pinned()
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout: int) -> _Attempt:
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    conn = connection_class(target, timeout)
+    try:
+        conn.request("POST", target.path, body=body, headers=headers)
+        response = conn.getresponse()
+        snippet = response.read(RESPONSE_SNIPPET_BYTES)
+    except TimeoutError:
+        return _Attempt(None, f"timed out after {timeout} s")
+    except ConnectionRefusedError:
+        return _Attempt(None, "connection refused")
+    except ssl.SSLError as error:
+        return _Attempt(None, f"TLS error: {error.reason or error}")
+    except http.client.HTTPException as error:
+        return _Attempt(None, f"invalid HTTP response ({type(error).__name__})")
+    except OSError as error:
+        return _Attempt(None, f"connection failed: {error.strerror or error}")
+    finally:
+        conn.close()
+    if 200 <= response.status < 300:
+        return _Attempt(response.status, "")
+    text = " ".join(snippet.decode("utf-8", "replace").split())
+    return _Attempt(
+        response.status, f"HTTP {response.status}: {text}" if text else f"HTTP {response.status}"
+    )
