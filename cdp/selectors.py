@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 
+from cdp.model_cache import models_cached
 from cdp.models import ApiKey, DataModel, FieldDefinition, ModelKind, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, ModelSchema
 
@@ -59,29 +60,39 @@ def _loaded(queryset: QuerySet[DataModel]) -> list[LoadedModel]:
     return [LoadedModel(m, m.schema(list(m.field_definitions.all()))) for m in models]
 
 
-def system_model_load(*, organization: Organization, object_type: str) -> LoadedModel | None:
-    """The system model of `object_type` with its custom fields (two queries), or None."""
-    found = _loaded(
-        DataModel.objects.filter(
-            organization=organization, kind=ModelKind.SYSTEM, object_type=object_type
+@dataclass(frozen=True)
+class OrganizationModels:
+    system: dict[str, LoadedModel]  # by object type
+    custom: dict[str, LoadedModel]  # by momCode
+
+
+def organization_models(*, organization: Organization) -> OrganizationModels:
+    """Every model of the organization with its schema: two queries, or none while this
+    worker's copy is current (cdp/model_cache.py)."""
+
+    def load() -> OrganizationModels:
+        loaded = _loaded(DataModel.objects.filter(organization=organization))
+        return OrganizationModels(
+            system={
+                m.data_model.object_type: m for m in loaded if m.data_model.kind == ModelKind.SYSTEM
+            },
+            custom={m.data_model.mom_code: m for m in loaded if m.data_model.is_custom},
         )
-    )
-    return found[0] if found else None
+
+    return models_cached(organization.pk, load)
+
+
+def system_model_load(*, organization: Organization, object_type: str) -> LoadedModel | None:
+    """The system model of `object_type` with its custom fields, or None."""
+    return organization_models(organization=organization).system.get(object_type)
 
 
 def custom_models_load(
     *, organization: Organization, mom_codes: Iterable[str]
 ) -> dict[str, LoadedModel]:
-    """The organization's custom models among `mom_codes`, by momCode (two queries)."""
-    codes = sorted(set(mom_codes))
-    if not codes:
-        return {}
-    found = _loaded(
-        DataModel.objects.filter(
-            organization=organization, kind=ModelKind.CUSTOM, mom_code__in=codes
-        )
-    )
-    return {m.data_model.mom_code: m for m in found}
+    """The organization's custom models among `mom_codes`, by momCode."""
+    custom = organization_models(organization=organization).custom
+    return {code: custom[code] for code in set(mom_codes) if code in custom}
 
 
 def api_keys_usable(*, organization: Organization, user: object) -> QuerySet[ApiKey]:

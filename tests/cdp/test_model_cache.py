@@ -1,0 +1,63 @@
+"""Each worker keeps an organization's models between requests, and drops its copy as soon
+as any model or field of that organization changes."""
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cdp import model_cache, selectors, services
+from tests.conftest import authenticate
+
+INGEST = "/dhub-i/api/v1.0/ingest"
+
+
+def test_a_current_copy_is_served_without_queries(tenant_a):
+    first = selectors.organization_models(organization=tenant_a.organization)
+
+    with CaptureQueriesContext(connection) as queries:
+        second = selectors.organization_models(organization=tenant_a.organization)
+
+    assert len(queries) == 0
+    assert second is first
+    assert set(second.custom) == {tenant_a.mom_code}
+    assert set(second.system) == set(services.SYSTEM_OBJECT_TYPES)
+
+
+def test_a_new_field_is_seen_by_the_next_request(client, tenant_a, tenant_b):
+    token = authenticate(client, tenant_a)
+    body = {
+        "objectType": "custom-model",
+        "source": "CRM",
+        "entries": [{"momCode": tenant_a.mom_code, "refId": "R-1", "customField05": "x"}],
+    }
+
+    def post():
+        return client.post(
+            INGEST, body, format="json", HTTP_TOKEN=token, HTTP_API_KEY=tenant_a.raw_key
+        ).json()
+
+    assert post()["results"][0]["errorMessage"] == "Unknown field: customField05"
+    services.field_definition_create(
+        organization=tenant_a.organization, data_model=tenant_a.model, name="customField05"
+    )
+
+    assert post()["results"][0]["action"] == "created"
+
+
+def test_a_new_model_is_seen_at_once_and_other_organizations_keep_their_copy(tenant_a, tenant_b):
+    copy_b = selectors.organization_models(organization=tenant_b.organization)
+    selectors.organization_models(organization=tenant_a.organization)
+
+    new = services.custom_model_create(organization=tenant_a.organization, name="Visit")
+
+    assert new.mom_code in selectors.organization_models(organization=tenant_a.organization).custom
+    assert selectors.organization_models(organization=tenant_b.organization) is copy_b
+
+
+def test_a_lost_version_token_invalidates_every_copy(tenant_a):
+    from django.core.cache import cache
+
+    first = selectors.organization_models(organization=tenant_a.organization)
+    cache.delete(f"cdp:models-version:{tenant_a.organization.pk}")
+
+    assert selectors.organization_models(organization=tenant_a.organization) is not first
+    assert model_cache._version(tenant_a.organization.pk)
