@@ -350,3 +350,17 @@ def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout:
     return _Attempt(
         response.status, f"HTTP {response.status}: {text}" if text else f"HTTP {response.status}"
     )
+
+
+def callback_deliveries_purge(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete delivered and failed callbacks, of every organization, created before
+    `before`; returns how many. Pending ones are kept, whatever their age."""
+    deleted = 0
+    finished = (CallbackStatus.DELIVERED, CallbackStatus.FAILED)
+    for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
+        old = CallbackDelivery.objects.filter(
+            organization_id=organization_id, status__in=finished, created_at__lt=before
+        )
+        while ids := list(old.values_list("pk", flat=True)[:batch_size]):
+            deleted += CallbackDelivery.objects.filter(pk__in=ids).delete()[0]
+    return deleted

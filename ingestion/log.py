@@ -92,15 +92,14 @@ def _log_line(organization: Organization, api_key: ApiKey | None, entry: Ingesti
 
 
 def ingestion_requests_purge(*, before: datetime, batch_size: int = 5000) -> int:
-    """Delete log rows created before `before`, every organization's, in batches (so no
-    single statement holds locks on the whole table); returns how many."""
+    """Delete the log rows, of every organization, created before `before`; returns how
+    many. Organization by organization (each lookup uses the tenant-leading index) and in
+    batches, so no statement holds locks on much of the table."""
     deleted = 0
-    while True:
-        ids = list(
-            IngestionRequest.objects.filter(created_at__lt=before).values_list("pk", flat=True)[
-                :batch_size
-            ]
+    for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
+        old = IngestionRequest.objects.filter(
+            organization_id=organization_id, created_at__lt=before
         )
-        if not ids:
-            return deleted
-        deleted += IngestionRequest.objects.filter(pk__in=ids).delete()[0]
+        while ids := list(old.values_list("pk", flat=True)[:batch_size]):
+            deleted += IngestionRequest.objects.filter(pk__in=ids).delete()[0]
+    return deleted
