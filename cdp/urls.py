@@ -2,9 +2,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cdp.api.authentication import AuthenticationView
+from cdp.api.health import healthz, readyz
 from cdp.console import console_site
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("api/accounts/authen", AuthenticationView.as_view(), name="authen"),
     path("dhub-i/api/v1.0/", include("ingestion.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
