@@ -13,8 +13,10 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from cdp.errors import RateLimited
 
@@ -65,6 +67,32 @@ def rate_limit_hit(
     """
     now = time.time()
     keys = _bucket_keys(scope, ident, windows, now)
+    counts = _increment(keys, windows)
+    for count, window in zip(counts, windows, strict=True):
+        if count > window.limit:
+            _decrement(keys)
+            raise _refuse(scope_label, window, now)
+
+
+def _redis_client(keys: Sequence[str]) -> tuple[Any, list[str]] | None:
+    """Redis's own client and the cache's full key names, when the cache is Redis."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    names = [backend.make_and_validate_key(key) for key in keys]
+    return backend._cache.get_client(names[0], write=True), names
+
+
+def _increment(keys: Sequence[str], windows: Sequence[Window]) -> list[int]:
+    """INCR every window's counter; on Redis in one round trip (a pipeline)."""
+    redis = _redis_client(keys)
+    if redis is not None:
+        client, names = redis
+        pipeline = client.pipeline(transaction=False)
+        for name, window in zip(names, windows, strict=True):
+            pipeline.incr(name)
+            pipeline.expire(name, window.seconds + 1, nx=True)
+        return [int(n) for n in pipeline.execute()[::2]]
     counts = []
     for key, window in zip(keys, windows, strict=True):
         cache.add(key, 0, timeout=window.seconds + 1)
@@ -73,12 +101,21 @@ def rate_limit_hit(
         except ValueError:  # evicted between add and incr
             cache.set(key, 1, timeout=window.seconds + 1)
             counts.append(1)
-    for count, window in zip(counts, windows, strict=True):
-        if count > window.limit:
-            for key in keys:
-                with contextlib.suppress(ValueError):
-                    cache.decr(key)
-            raise _refuse(scope_label, window, now)
+    return counts
+
+
+def _decrement(keys: Sequence[str]) -> None:
+    redis = _redis_client(keys)
+    if redis is not None:
+        client, names = redis
+        pipeline = client.pipeline(transaction=False)
+        for name in names:
+            pipeline.decr(name)
+        pipeline.execute()
+        return
+    for key in keys:
+        with contextlib.suppress(ValueError):
+            cache.decr(key)
 
 
 def rate_limit_check(

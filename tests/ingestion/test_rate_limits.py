@@ -308,3 +308,18 @@ def test_separate_redis_clients_share_the_counters(
     assert worker_1.get(key) == 3
     assert_rate_limited(post(client, tenant_a, token_a), "3 requests per second")
     assert worker_1.get(key) == 3  # the refusal was taken back out
+
+
+def test_redis_counters_expire_with_their_window(
+    client, tenant_a, token_a, small_windows, clock, shared_redis_cache
+):
+    import redis
+
+    assert send(client, tenant_a, token_a, 1) == [200]
+
+    raw = redis.Redis.from_url(REDIS_URL)
+    backend = caches["default"]
+    for seconds in (1, 60):
+        name = backend.make_and_validate_key(counter_key(tenant_a.api_key, seconds, clock.now))
+        assert raw.get(name) == b"1"
+        assert 0 < raw.ttl(name) <= seconds + 1
