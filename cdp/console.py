@@ -170,16 +170,22 @@ def _service_messages(error: ValidationError) -> list[tuple[str, str, str]]:
     return found
 
 
-def service_errors_apply(form: forms.BaseForm, error: ValidationError) -> None:
+def service_errors_apply(
+    form: forms.BaseForm, error: ValidationError, *, skip_fields_with_errors: bool = False
+) -> None:
     """Attach a service's errors to `form`: a message whose key or path root names a form
     field (through the form's `service_error_fields`, wire name → field name) goes to that
     field, others to the form. A widget that `shows_errors_by_path` (an editor of rows) also
     gets them as `data-errors`, {path: [messages]}, to show each on the row its path
-    (`filter.conditions[1].value`) names."""
+    (`filter.conditions[1].value`) names. `skip_fields_with_errors`: say nothing more about
+    a field the form has already refused (its "This field is required." says it)."""
     mapping = getattr(form, "service_error_fields", {})
+    refused = set(form.errors) if skip_fields_with_errors else set()
     for key, path, message in _service_messages(error):
         name = mapping.get(key, key)
         field = form.fields.get(name)
+        if name in refused:
+            continue
         if field is None or field.disabled:
             form.add_error(None, message)
             continue

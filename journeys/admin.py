@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -30,12 +31,14 @@ from cdp.console import (
     fresh,
     role_allows,
     service_errors,
+    service_errors_apply,
 )
 from cdp.models import DataModel, FieldDefinition
 from ingestion.samples import payload_sample
 from journeys.filters import LIST_VALUE_OPERATORS, OPERATORS_BY_TYPE, VALUELESS_OPERATORS
 from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, UserEvent
 from journeys.services import (
+    config_settings_validate,
     journey_event_config_create,
     journey_event_config_set_enabled,
     journey_event_config_update,
@@ -172,17 +175,35 @@ class UserEventForm(forms.ModelForm):
             self.fields["event_time"].widget.choices = choices
             self.fields["event_time"].initial = EVENT_TIME_INGESTED
 
+    def clean(self) -> dict[str, Any]:
+        """Check the settings with the service's own validator even when a field is already
+        refused, so that one round shows every problem, each row's included. The service
+        checks them again when it writes."""
+        cleaned = super().clean()
+        data_model = cleaned.get("data_model") or (
+            self.instance.data_model if self.instance.data_model_id else None
+        )
+        if data_model is not None:
+            schema = model_schema(organization=data_model.organization, data_model=data_model)
+            problems = config_settings_validate(self.wire_settings(), schema)
+            if problems:
+                service_errors_apply(self, ValidationError(problems), skip_fields_with_errors=True)
+        return cleaned
+
     def wire_settings(self) -> dict[str, Any]:
+        """The form's values as the services' settings (wire names). A field the form
+        refused is absent from `cleaned_data` and sent empty."""
         data = self.cleaned_data
+        filters, update_values = data.get("filters"), data.get("update_values")
         return {
-            "eventName": data["event_name"],
-            "eventTime": data["event_time"],
-            "channel": data["channel"],
-            "category": data["category"],
-            "subCategory": data["sub_category"],
-            "filter": data["filters"] if data["filters"] is not None else {},
-            "updateValues": data["update_values"] if data["update_values"] is not None else [],
-            "enabled": data["enabled"],
+            "eventName": data.get("event_name", ""),
+            "eventTime": data.get("event_time", EVENT_TIME_INGESTED),
+            "channel": data.get("channel", ""),
+            "category": data.get("category", ""),
+            "subCategory": data.get("sub_category", ""),
+            "filter": filters if filters is not None else {},
+            "updateValues": update_values if update_values is not None else [],
+            "enabled": data.get("enabled", True),
         }
 
 

@@ -83,9 +83,7 @@ def test_changelist_lists_only_the_members_objects(signed_in_a, objects_a, objec
 
 @pytest.mark.parametrize("admin_name", ADMINS)
 @pytest.mark.parametrize("page", ["change", "delete", "history"])
-def test_another_tenants_object_is_404_like_a_missing_one(
-    signed_in_a, objects_b, admin_name, page
-):
+def test_another_tenants_object_is_404_like_a_missing_one(signed_in_a, objects_b, admin_name, page):
     other = signed_in_a.get(url(f"{admin_name}_{page}", objects_b[admin_name].pk))
     missing = signed_in_a.get(url(f"{admin_name}_{page}", 999_999))
 
