@@ -1,0 +1,340 @@
+"""`manage.py import_records`: JSON array, NDJSON and CSV files through the ingest
+pipeline, rejects written with their error, safe to re-run, progress for large files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from cdp.models import EntityRecord
+from ingestion import file_import
+from ingestion.models import IngestionRequest
+from journeys.models import UserEvent
+from journeys.services import journey_event_config_create
+
+
+def run(path: Path, tenant, *args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(
+        "import_records",
+        str(path),
+        "--org",
+        tenant.group_key,
+        "--object-type",
+        "custom-model",
+        *args,
+        stdout=out,
+        stderr=err,
+    )
+    return out.getvalue(), err.getvalue()
+
+
+def records(tenant) -> dict[str, dict[str, Any]]:
+    return {r.key: r.data for r in EntityRecord.objects.filter(organization=tenant.organization)}
+
+
+def rejects_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def sample_entries(tenant) -> list[dict[str, Any]]:
+    return [
+        {
+            "momCode": tenant.mom_code,
+            "refId": "R-1",
+            "customerId": "C-1",
+            "customField01": "gold",
+            "customFieldLong01": 120,
+            "customFieldList01": ["golf", "wine"],
+        },
+        {"refId": "R-2", "customerId": "C-2"},  # no momCode: rejected
+        {"momCode": tenant.mom_code, "refId": "R-3", "customFieldLong01": "many"},  # not an int
+        {"momCode": tenant.mom_code, "refId": "R-4", "email": "r4@example.test"},
+    ]
+
+
+def write_json(path: Path, entries: list[Any]) -> Path:
+    # One record per line inside the array, so line numbers are easy to state.
+    path.write_text("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
+    return path
+
+
+def write_ndjson(path: Path, entries: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return path
+
+
+CSV_COLUMNS = [
+    "momCode",
+    "refId",
+    "customerId",
+    "email",
+    "customField01",
+    "customFieldLong01",
+    "customFieldList01",
+]
+
+
+def write_csv(path: Path, entries: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for entry in entries:
+            writer.writerow(
+                [
+                    json.dumps(entry[c]) if isinstance(entry.get(c), list) else entry.get(c, "")
+                    for c in CSV_COLUMNS
+                ]
+            )
+    return path
+
+
+WRITERS = {"json": write_json, "ndjson": write_ndjson, "csv": write_csv}
+# The file line each sample entry starts on: the array's "[" or the CSV header is line 1.
+FIRST_LINE = {"json": 2, "ndjson": 1, "csv": 2}
+
+
+@pytest.mark.parametrize("file_format", ["json", "ndjson", "csv"])
+def test_each_format_is_imported_through_the_pipeline(tmp_path, tenant_a, tenant_b, file_format):
+    path = WRITERS[file_format](tmp_path / f"members.{file_format}", sample_entries(tenant_a))
+    before_b = records(tenant_b)
+
+    out, err = run(path, tenant_a, "--source", "CRM-export")
+
+    stored = records(tenant_a)
+    assert set(stored) == {"R-1", "R-4"}
+    assert stored["R-1"] == {
+        "refId": "R-1",
+        "customerId": "C-1",
+        "customField01": "gold",
+        "customFieldLong01": 120,
+        "customFieldList01": ["golf", "wine"],
+    }
+    # Empty CSV cells are absent.
+    assert stored["R-4"] == {"refId": "R-4", "email": "r4@example.test"}
+    assert EntityRecord.objects.get(organization=tenant_a.organization, key="R-1").source == (
+        "CRM-export"
+    )
+    assert "4 records" in out and "created 2, updated 0, unchanged 0, failed 2" in out
+    rejects_path = path.with_name(path.name + ".rejects.ndjson")
+    assert f"2 rejected records written to {rejects_path}" in out
+    first = FIRST_LINE[file_format]
+    rejected = rejects_of(rejects_path)
+    assert [(r["line"], r["entry"]["refId"], r["error"]) for r in rejected] == [
+        (first + 1, "R-2", "Missing momCode"),
+        (first + 2, "R-3", rejected[1]["error"]),
+    ]
+    assert "customFieldLong01" in rejected[1]["error"]
+    assert "\r4/4 records  created 2  updated 0  unchanged 0  failed 2  " in err
+    log = IngestionRequest.objects.get(organization=tenant_a.organization)
+    assert (log.api_key, log.source, log.total) == (None, "CRM-export", 4)
+    assert records(tenant_b) == before_b
+
+
+def test_rerun_gives_unchanged_and_fires_no_second_event(tmp_path, tenant_a):
+    config = journey_event_config_create(
+        organization=tenant_a.organization,
+        data_model=tenant_a.model,
+        trigger="Created",
+        settings={"eventName": "member_imported", "category": "UserIdentity"},
+    )
+    path = write_ndjson(tmp_path / "members.ndjson", sample_entries(tenant_a))
+
+    first, _ = run(path, tenant_a, "--je-config-id", config.config_id)
+    stored = records(tenant_a)
+    second, err = run(path, tenant_a, "--je-config-id", config.config_id)
+
+    assert "created 2, updated 0, unchanged 0, failed 2; user events generated 2" in first
+    assert "created 0, updated 0, unchanged 2, failed 2; user events generated 0" in second
+    assert "\r4/4 records  created 0  updated 0  unchanged 2  failed 2" in err
+    assert records(tenant_a) == stored
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
+
+
+def test_init_data_stores_records_without_events(tmp_path, tenant_a):
+    config = journey_event_config_create(
+        organization=tenant_a.organization,
+        data_model=tenant_a.model,
+        trigger="Created",
+        settings={"eventName": "member_imported", "category": "UserIdentity"},
+    )
+    path = write_json(tmp_path / "members.json", sample_entries(tenant_a))
+
+    out, _ = run(path, tenant_a, "--je-config-id", config.config_id, "--init-data")
+
+    assert set(records(tenant_a)) == {"R-1", "R-4"}
+    assert not UserEvent.objects.filter(organization=tenant_a.organization).exists()
+    assert "initData" in out
+
+
+def test_unreadable_records_are_rejected_with_their_line(tmp_path, tenant_a):
+    ndjson = tmp_path / "mixed.ndjson"
+    ndjson.write_text(
+        json.dumps({"momCode": tenant_a.mom_code, "refId": "OK-1"})
+        + "\n\n{not json\n"
+        + json.dumps(["not", "an", "object"])
+        + "\n"
+    )
+    rejects = tmp_path / "out" / "rejects.ndjson"
+    rejects.parent.mkdir()
+
+    out, _ = run(ndjson, tenant_a, "--rejects", str(rejects))
+
+    assert set(records(tenant_a)) == {"OK-1"}
+    rejected = rejects_of(rejects)
+    assert [(r["line"], r["entry"]) for r in rejected] == [
+        (3, "{not json"),
+        (4, ["not", "an", "object"]),
+    ]
+    assert rejected[0]["error"].startswith("not valid JSON")
+    assert rejected[1]["error"]
+    assert "created 1, updated 0, unchanged 0, failed 2" in out
+
+
+def test_csv_row_with_too_many_cells_is_rejected(tmp_path, tenant_a):
+    path = tmp_path / "wide.csv"
+    path.write_text(f"momCode,refId\n{tenant_a.mom_code},W-1\n{tenant_a.mom_code},W-2,extra\n")
+
+    run(path, tenant_a)
+
+    assert set(records(tenant_a)) == {"W-1"}
+    [rejected] = rejects_of(path.with_name("wide.csv.rejects.ndjson"))
+    assert rejected["line"] == 3
+    assert rejected["error"] == "has 3 cells; the header names 2 columns"
+
+
+def test_no_rejects_file_when_nothing_is_rejected(tmp_path, tenant_a):
+    path = write_ndjson(tmp_path / "clean.ndjson", [sample_entries(tenant_a)[0]])
+
+    out, _ = run(path, tenant_a)
+
+    assert not path.with_name("clean.ndjson.rejects.ndjson").exists()
+    assert "rejected" not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"refId": "A"},\n{"refId": ', "line 2: not valid JSON"),
+        ('{"refId": "A"}', "line 1: a JSON file holds one array of records"),
+        ('[{"refId": "A"}] []', "line 1: text after the array"),
+        ('[{"refId": "A", "n": NaN}]', "line 1: not valid JSON"),
+    ],
+)
+def test_a_broken_json_file_is_refused_before_anything_is_written(
+    tmp_path, tenant_a, text, message
+):
+    good = json.dumps({"momCode": tenant_a.mom_code, "refId": "GOOD"})
+    path = tmp_path / "broken.json"
+    path.write_text(text.replace('{"refId": "A"}', good))
+
+    with pytest.raises(CommandError, match=message):
+        run(path, tenant_a)
+
+    assert records(tenant_a) == {}
+    assert not IngestionRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--org", "0" * 32], "No organization has the group key"),
+        (["--object-type", "invoice"], "Unknown objectType: invoice"),
+        (["--je-config-id", "nope"], "Unknown jeConfigId: nope"),
+        (["--format", "xml"], "invalid choice"),
+        (["--source", " "], "--source must not be blank"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path, tenant_a, args, message):
+    path = write_ndjson(tmp_path / "members.ndjson", sample_entries(tenant_a))
+    options = {"--org": tenant_a.group_key, "--object-type": "custom-model"}
+    extra: list[str] = []
+    for name, value in zip(args[::2], args[1::2], strict=True):
+        if name in options:
+            options[name] = value
+        else:
+            extra += [name, value]
+
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "import_records",
+            str(path),
+            *[item for pair in options.items() for item in pair],
+            *extra,
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
+
+    assert records(tenant_a) == {}
+
+
+def test_format_comes_from_the_extension_or_the_option(tmp_path, tenant_a):
+    path = write_ndjson(tmp_path / "members.txt", [sample_entries(tenant_a)[0]])
+
+    with pytest.raises(CommandError, match="give --format"):
+        run(path, tenant_a)
+    run(path, tenant_a, "--format", "ndjson")
+
+    assert set(records(tenant_a)) == {"R-1"}
+
+
+def test_ten_thousand_records_finish_with_progress_output(tmp_path, tenant_a):
+    path = tmp_path / "big.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["momCode", "refId", "customField01", "customFieldLong01"])
+        writer.writerows(
+            [tenant_a.mom_code, f"B-{i:05d}", f"tier-{i % 7}", i] for i in range(10_000)
+        )
+
+    out, err = run(path, tenant_a)
+
+    progress = err.split("\r")
+    assert progress[0] == ""
+    assert len(progress) == 201  # one line per batch of 50, rewritten in place
+    assert progress[1].startswith("50/10,000 records  created 50  ")
+    assert progress[-1].startswith(
+        "10,000/10,000 records  created 10,000  updated 0  unchanged 0  failed 0  "
+    )
+    assert progress[-1].rstrip().endswith("/s")
+    assert "10,000 records in " in out and "200 batches" in out
+    assert "created 10,000, updated 0, unchanged 0, failed 0" in out
+    assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == 10_000
+    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 200
+    assert EntityRecord.objects.get(organization=tenant_a.organization, key="B-09999").data == {
+        "refId": "B-09999",
+        "customField01": "tier-3",
+        "customFieldLong01": 9999,
+    }
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_json_array_reader_is_exact_across_buffer_boundaries(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(file_import, "_CHUNK_CHARS", chunk)  # values straddle chunks
+    values = [
+        {"refId": "A", "n": 12345, "nested": {"list": [1, 2, {"x": "y,]"}]}},
+        123456789,
+        'a string with "quotes", \\ and ] and ,',
+        [],
+        {},
+        -0.5e10,
+        1.25e-7,
+        "été ☃",
+        None,
+        True,
+    ]
+    path = tmp_path / "values.json"
+    path.write_text("  \n[" + ",\n\n ".join(json.dumps(v) for v in values) + "\n]\n\n")
+
+    read = list(file_import.records_read(path, "json"))
+
+    assert [r.entry for r in read] == values
+    assert [r.line for r in read] == [2 + 2 * index for index in range(len(values))]
+    assert file_import.records_count(path, "json") == len(values)
