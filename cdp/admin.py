@@ -101,8 +101,9 @@ class OrganizationAdmin(ConsoleModelAdmin):
     change_form_template = "admin/cdp/organization/change_form.html"
 
     CALLBACK_NOTE = (
-        "Callback delivery comes with callbacks: these settings are shown here and are not "
-        "used yet."
+        "Shown here, changed with provisioning (organization.callback) for now: editing "
+        "them in the Console comes with its callback page. The signing secret is never shown "
+        "again after it was generated."
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Organization | None = None) -> list:
@@ -112,14 +113,24 @@ class OrganizationAdmin(ConsoleModelAdmin):
             (None, {"fields": ("name", "group_key_shown", "is_active", "created_at")}),
             (
                 "Callback settings",
-                {"fields": ("callback_url", "callback_enabled"), "description": self.CALLBACK_NOTE},
+                {
+                    "fields": ("callback_url", "callback_enabled", "signing_secret"),
+                    "description": self.CALLBACK_NOTE,
+                },
             ),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Organization | None = None) -> tuple:
         if obj is None:
             return ()
-        return ("group_key_shown", "is_active", "created_at", "callback_url", "callback_enabled")
+        return (
+            "group_key_shown",
+            "is_active",
+            "created_at",
+            "callback_url",
+            "callback_enabled",
+            "signing_secret",
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Organization | None) -> list:
         return self.inlines if obj is not None else []
@@ -130,6 +141,11 @@ class OrganizationAdmin(ConsoleModelAdmin):
     @admin.display(description="group key (cdpGKey)")
     def group_key_shown(self, obj: Organization) -> str:
         return copyable(obj.group_key, "group-key")
+
+    @admin.display(description="signing secret")
+    def signing_secret(self, obj: Organization) -> str:
+        set_at = getattr(obj, "callback_secret_set_at", None)
+        return f"set on {set_at:%Y-%m-%d %H:%M} UTC (not shown)" if set_at else "none yet"
 
     @admin.display(description="your role")
     def your_role(self, obj: Organization) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import QuerySet
@@ -341,7 +342,6 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
     # After "+ Add", show the new object's page (its generated identifiers).
     land_on_change_page_after_add = False
     actions_on_bottom = False
-    show_full_result_count = False
 
     def console_section_name(self) -> str:
         return self.console_section or capfirst(self.opts.verbose_name_plural)
@@ -354,6 +354,17 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
             "console_section": self.console_section_name(),
             "console_item": self.console_item_name(),
         }
+
+    def formfield_for_dbfield(
+        self, db_field: models.Field, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if formfield is not None and isinstance(formfield.widget, RelatedFieldWidgetWrapper):
+            # No add/change/view pop-ups next to a choice: each object has its own page.
+            widget = formfield.widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_view_related = widget.can_delete_related = False
+        return formfield
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change, **kwargs)

@@ -34,6 +34,7 @@ from cdp.console import (
     service_errors_apply,
 )
 from cdp.models import DataModel, FieldDefinition
+from cdp.schema import CATEGORIES, CHANNELS
 from ingestion.samples import payload_sample
 from journeys.filters import LIST_VALUE_OPERATORS, OPERATORS_BY_TYPE, VALUELESS_OPERATORS
 from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, UserEvent
@@ -126,6 +127,11 @@ class UserEventForm(forms.ModelForm):
     schema_model: DataModel | None = None
 
     event_time = forms.CharField(label="Event Time", widget=forms.Select)
+    # The wire values, as PangoCDP's Console shows them.
+    channel = forms.ChoiceField(label="Channel", choices=[(c, c) for c in CHANNELS], initial="None")
+    category = forms.ChoiceField(
+        label="Category", choices=[("", "---------"), *((c, c) for c in CATEGORIES)]
+    )
     filters = forms.JSONField(label="Filter", required=False, widget=RowsEditorWidget("filter"))
     update_values = forms.JSONField(
         label="Update Value", required=False, widget=RowsEditorWidget("update")

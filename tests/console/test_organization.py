@@ -35,7 +35,7 @@ def test_the_page_shows_group_key_members_keys_and_callback_settings(
     assert set(rows) == {"ops@acme.test", "viewer@acme.test"}
     assert 'id="organization-api-keys"' in page and tenant_a.api_key.prefix in page
     assert tenant_b.api_key.prefix not in page
-    assert "Callback settings" in page and "Callback delivery comes with callbacks" in page
+    assert "Callback settings" in page and "changed with provisioning" in page
     assert "callback_url" not in response.context["adminform"].form.fields
     assert url("cdp_apikey_add") + f"?organization={tenant_a.organization.pk}" in page
 
@@ -157,3 +157,29 @@ def test_tenants_cannot_create_organizations_but_a_superuser_can(console, admin_
     created = Organization.objects.get(name="Initech")
     assert response.status_code == 302
     assert DataModel.objects.filter(organization=created).count() == 4  # its system models
+
+
+def test_the_callback_signing_secret_is_never_shown(console, admin_a, tenant_a):
+    from django.utils import timezone
+
+    from cdp.models import Organization
+
+    secret = "5ec2e7" * 10
+    Organization.objects.filter(pk=tenant_a.organization.pk).update(
+        callback_url="https://partner.example/cdp-callback",
+        callback_secret=secret,
+        callback_secret_set_at=timezone.now(),
+    )
+    console.force_login(admin_a)
+
+    page = _page(console, tenant_a).content.decode()
+
+    assert "https://partner.example/cdp-callback" in page
+    assert "(not shown)" in page
+    assert secret not in page
+    assert (
+        secret
+        not in console.get(
+            url("cdp_organization_history", tenant_a.organization.pk)
+        ).content.decode()
+    )
