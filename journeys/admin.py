@@ -254,7 +254,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         "data_model",
         "trigger",
         "channel",
-        "category",
+        "category_shown",
         "enabled",
         "config_id",
         "created_at",
@@ -311,6 +311,10 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         if obj is None:
             return ()
         return ("data_model", "trigger", "config_id_shown", "event_key_shown")
+
+    @admin.display(description="category", ordering="category")
+    def category_shown(self, obj: JourneyEventConfig) -> str:
+        return obj.category  # the wire value: the model's choice labels read "Useridentity"
 
     @admin.display(description="ID (jeConfigId)")
     def config_id_shown(self, obj: JourneyEventConfig) -> str:

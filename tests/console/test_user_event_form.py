@@ -296,3 +296,5 @@ def test_enable_and_disable_actions_go_through_the_service(console, editor_a, te
 
     config.refresh_from_db()
     assert not config.enabled
+    listing = console.get(url("journeys_journeyeventconfig_changelist")).content.decode()
+    assert "UserIdentity" in listing and config.config_id in listing
