@@ -706,6 +706,8 @@ def _user_apply(*, organization: Organization, spec: Spec, path: str) -> UserOut
     if membership is None or membership.role != role:
         membership = services.member_add(organization=organization, user=user, role=role)
         status = "created" if status == "created" else "updated"
+    # Every member may sign in to the Console, which scopes what they see by membership.
+    services.console_access_grant(user=user)
     api_keys = [
         _api_key_apply(membership=membership, spec=key_spec, path=f"{path}.apiKeys[{index}]")
         for index, key_spec in enumerate(spec.get("apiKeys") or [])

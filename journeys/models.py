@@ -18,8 +18,9 @@ class Trigger(models.TextChoices):
     CHANGED = "Changed", "Changed"
 
 
-Channel = models.TextChoices("Channel", [(c, c) for c in CHANNELS])
-Category = models.TextChoices("Category", [(c, c) for c in CATEGORIES])
+# Labels are the wire values (`UserIdentity`, not Django's derived "Useridentity").
+CHANNEL_CHOICES = [(c, c) for c in CHANNELS]
+CATEGORY_CHOICES = [(c, c) for c in CATEGORIES]
 
 EVENT_TIME_INGESTED = "ingested"
 
@@ -57,8 +58,8 @@ class JourneyEventConfig(models.Model):
         default=EVENT_TIME_INGESTED,
         help_text="'ingested' (the write time) or a timestamp field of the model.",
     )
-    channel = models.CharField(max_length=10, choices=Channel.choices, default="None")
-    category = models.CharField(max_length=20, choices=Category.choices)
+    channel = models.CharField(max_length=10, choices=CHANNEL_CHOICES, default="None")
+    category = models.CharField(max_length=20, choices=CATEGORY_CHOICES)
     sub_category = models.CharField(max_length=100, blank=True)
     filters = models.JSONField(default=dict, blank=True)
     update_values = models.JSONField(default=list, blank=True)

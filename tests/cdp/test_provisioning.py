@@ -189,6 +189,9 @@ def test_provision_creates_organization_users_keys_models_and_fields(tmp_path, t
     assert ops.check_password("initech-pass-1")
     viewer = get_user_model().objects.get(username="viewer@initech.test")
     assert not viewer.has_usable_password()
+    # Members may sign in to the Console (scoped to their organizations there).
+    assert ops.is_staff and viewer.is_staff
+    assert not ops.is_superuser
     roles = dict(
         Membership.objects.filter(organization=organization).values_list("user__username", "role")
     )

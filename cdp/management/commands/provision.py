@@ -164,6 +164,8 @@ def _demo_text(result: ProvisioningResult, document: dict[str, Any], host: str) 
         "",
         *(f"  {label.ljust(width)}{value}" for label, value in rows),
         "",
+        f"Console: {host}/console/ (sign in with the username and password above)",
+        "",
         f"Get a token (valid {settings.CDP_TOKEN_TTL_SECONDS} s):",
         "",
         f"  curl -s -X POST {host}/api/accounts/authen "
