@@ -48,7 +48,10 @@ def to_integer(value: Any, *, tz_hours: int = 0) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
-        return int(value.strip())
+        try:
+            return int(value.strip())
+        except ValueError:  # over Python's 4,300-digit limit of int(str)
+            raise CoercionError("must be an integer") from None
     raise CoercionError("must be an integer")
 
 
@@ -59,7 +62,13 @@ def to_number(value: Any, *, tz_hours: int = 0) -> int | float:
         return value
     if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
         text = value.strip()
-        return int(text) if _INTEGER_RE.match(text) else float(text)
+        try:
+            number = int(text) if _INTEGER_RE.match(text) else float(text)
+        except ValueError:  # over Python's 4,300-digit limit of int(str)
+            raise CoercionError("must be a number") from None
+        if not math.isfinite(number):  # "1e999" reads as infinity, which JSON cannot store
+            raise CoercionError("must be a finite number")
+        return number
     raise CoercionError("must be a number")
 
 
@@ -77,6 +86,19 @@ def _epoch_to_ms(number: int | float) -> int:
     return round(number * 1000) if abs(number) < EPOCH_SECONDS_BELOW else int(number)
 
 
+# Stored timestamps become datetimes downstream (event times, user events): keep them in
+# the years Python and the databases can represent, or a later read would fail.
+_MIN_MS = round(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_MAX_MS = round(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+_DATE_RANGE_MESSAGE = "must be a date between the years 1 and 9999"
+
+
+def _in_date_range(ms: int) -> int:
+    if not _MIN_MS <= ms <= _MAX_MS:
+        raise CoercionError(_DATE_RANGE_MESSAGE)
+    return ms
+
+
 def to_timestamp(value: Any, *, tz_hours: int = 0) -> int:
     """Epoch milliseconds from epoch ms or seconds (number or numeric string) or ISO-8601.
 
@@ -84,23 +106,26 @@ def to_timestamp(value: Any, *, tz_hours: int = 0) -> int:
     """
     if isinstance(value, bool):
         raise CoercionError("must be a timestamp")
-    if _is_number(value):
-        if not math.isfinite(value):
-            raise CoercionError("must be a timestamp")
-        return _epoch_to_ms(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if _NUMBER_RE.match(text):
-            return _epoch_to_ms(float(text) if not _INTEGER_RE.match(text) else int(text))
+    if _is_number(value) or (isinstance(value, str) and _NUMBER_RE.match(value.strip())):
         try:
-            moment = datetime.fromisoformat(text)
+            number = to_number(value)
+        except CoercionError:
+            raise CoercionError("must be a timestamp") from None
+        return _in_date_range(_epoch_to_ms(number))
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
         except ValueError:
             raise CoercionError(
                 "must be epoch milliseconds, epoch seconds or an ISO-8601 date"
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone(timedelta(hours=tz_hours)))
-        return round(moment.astimezone(UTC).timestamp() * 1000)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # the offset pushed it past year 1 or 9999
+            raise CoercionError(_DATE_RANGE_MESSAGE) from None
+        return _in_date_range(round(moment.timestamp() * 1000))
     raise CoercionError("must be a timestamp")
 
 

@@ -1,16 +1,19 @@
 """Bulk upsert of validated entries into EntityRecord (DESIGN §6, §9).
 
-Per request, on PostgreSQL: one `SELECT … FOR UPDATE` of the existing rows (in key
-order, so concurrent requests lock rows in one order and cannot deadlock), the merge
+Per request, on PostgreSQL: one transaction-level advisory lock per key, new or
+existing, taken in one global order (so requests that share keys run one after the
+other and cannot deadlock); one `SELECT … FOR UPDATE` of the existing rows; the merge
 of every entry computed in order (a repeated key behaves as two requests), then one
 `INSERT … ON CONFLICT … DO UPDATE` for every row that changes. The statement merges
-JSON in SQL, so a row another request inserted between our read and our write is
-merged into, never overwritten: no field is lost. On SQLite (development) the same
-plan ends with Django's `bulk_create(update_conflicts=True)`; SQLite serializes writers.
+JSON in SQL, so a row written between our read and our write by anything that skips
+the key locks is merged into, never overwritten: no field is lost. On SQLite
+(development) the same plan ends with Django's `bulk_create(update_conflicts=True)`;
+SQLite serializes writers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +55,29 @@ def _merge(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[name] = value
     return merged
+
+
+def _lock_id(organization_id: int, model_id: int, key: str) -> int:
+    """A stable signed 64-bit advisory lock id for one record key (collisions only
+    serialize two unrelated keys)."""
+    name = f"cdp.entityrecord:{organization_id}:{model_id}:{key}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+
+
+def _lock_keys(organization: Organization, pairs: Collection[tuple[int, str]]) -> None:
+    """Lock every key of the request, including keys with no row yet (PostgreSQL).
+
+    Row locks alone are not enough: `SELECT … FOR UPDATE` can lock only the rows that
+    exist, and the INSERT then waits on keys another request is inserting, while that
+    request waits on a row we locked: a deadlock. Taking all the key locks first, in
+    sorted order, makes every request acquire its locks in one global order.
+    """
+    lock_ids = sorted({_lock_id(organization.pk, model_id, key) for model_id, key in pairs})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+            [lock_ids],
+        )
 
 
 def _lock_existing(
@@ -211,11 +237,14 @@ def records_upsert(
 
     `ignored_fields` keep their stored values on existing records of models tagged
     SUPPORT_IGNORED_UPDATE_CFS; they are written on new records. Must run inside the
-    request's transaction. Two queries, whatever the number or mix of entries.
+    request's transaction. Two queries (three on PostgreSQL), whatever the number or mix
+    of entries.
     """
     if not entries:
         return []
     pairs = {(entry.model.pk, entry.key) for entry in entries}
+    if connection.vendor == "postgresql":
+        _lock_keys(organization, pairs)
     existing = _lock_existing(organization, pairs)
     stored, states = _apply_in_order(entries, existing, ignored_fields)
     dirty = {pair: states[pair] for pair in sorted(states) if states[pair].dirty}
