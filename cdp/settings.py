@@ -152,6 +152,7 @@ CDP_AUTHEN_RATE_LIMITS = [
 CDP_INGEST_MAX_BODY_BYTES = env.int("CDP_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 CDP_INGEST_MAX_ENTRIES = env.int("CDP_INGEST_MAX_ENTRIES", default=50)
 
+
 def _rate_limits(value: str) -> list[tuple[int, int]]:
     """`"50/1,1000/60"` → [(50, 1), (1000, 60)]: requests per window of seconds."""
     try:
