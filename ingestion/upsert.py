@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 from psycopg.types.json import Jsonb
 
 from cdp.identifiers import cdp_id_generate
@@ -83,19 +84,21 @@ def _lock_keys(organization: Organization, pairs: Collection[tuple[int, str]]) -
 def _lock_existing(
     organization: Organization, pairs: Collection[tuple[int, str]]
 ) -> dict[tuple[int, str], tuple[str, dict[str, Any]]]:
-    model_ids = sorted({model_id for model_id, _ in pairs})
-    keys = sorted({key for _, key in pairs})
+    keys_by_model: dict[int, list[str]] = {}
+    for model_id, key in sorted(pairs):
+        keys_by_model.setdefault(model_id, []).append(key)
+    # Exactly the request's (model, key) pairs: a key of one model must not lock the same
+    # key of another model, which this request holds no key lock for.
+    exact = Q()
+    for model_id, keys in keys_by_model.items():
+        exact |= Q(data_model_id=model_id, key__in=keys)
     rows = (
         EntityRecord.objects.select_for_update()
-        .filter(organization=organization, data_model_id__in=model_ids, key__in=keys)
+        .filter(exact, organization=organization)
         .order_by("data_model_id", "key")
         .values_list("data_model_id", "key", "cdp_id", "data")
     )
-    return {
-        (model_id, key): (cdp_id, data)
-        for model_id, key, cdp_id, data in rows
-        if (model_id, key) in pairs
-    }
+    return {(model_id, key): (cdp_id, data) for model_id, key, cdp_id, data in rows}
 
 
 def _apply_in_order(

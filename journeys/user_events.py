@@ -108,6 +108,8 @@ def user_events_store(
         fresh.append(event)
         chosen.append((event, True))
     if fresh:
+        # In one global order, so two requests storing the same events cannot deadlock.
+        fresh.sort(key=lambda e: (e.source, e.source_id, e.event_name, e.condition))
         UserEvent.objects.bulk_create(fresh, ignore_conflicts=True)
         # A concurrent request may have stored the same event between our read and write.
         inserted = set(
