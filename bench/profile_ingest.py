@@ -30,6 +30,10 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--html", help="also write the profile as HTML here")
+    parser.add_argument("--cprofile", action="store_true", help="cProfile by own time")
+    parser.add_argument(
+        "--time-only", action="store_true", help="no profiler: print ms per request"
+    )
     args = parser.parse_args()
 
     db_name = f"cdp_profile_{os.getpid()}"
@@ -90,6 +94,25 @@ def main() -> None:
         batches = scenario.batches(keys, existing, 0)
         for _ in range(20):
             post(next(batches))
+        if args.cprofile:
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as cprofile:
+                for _ in range(args.requests):
+                    post(next(batches))
+            pstats.Stats(cprofile).sort_stats("tottime").print_stats(35)
+            return
+        if args.time_only:
+            import time
+
+            began, cpu = time.perf_counter(), time.process_time()
+            for _ in range(args.requests):
+                post(next(batches))
+            wall = (time.perf_counter() - began) * 1000 / args.requests
+            cpu = (time.process_time() - cpu) * 1000 / args.requests
+            print(f"{args.scenario}: {wall:.2f} ms per request, {cpu:.2f} ms CPU in-process")
+            return
         profiler = Profiler(interval=0.0005)
         profiler.start()
         for _ in range(args.requests):

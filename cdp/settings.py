@@ -90,6 +90,9 @@ CACHES = {
         "LOCATION": "cdp",
     }
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # The same backend, reusing its Redis clients (cdp/redis_cache.py).
+    CACHES["default"]["BACKEND"] = "cdp.redis_cache.RedisCache"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

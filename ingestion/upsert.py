@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import Q
 from psycopg.types.json import Jsonb
@@ -171,7 +172,7 @@ def _write_postgresql(
     ]
     sql = _UPSERT_SQL.format(table=connection.ops.quote_name(EntityRecord._meta.db_table))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Jsonb(payload), organization.pk, source, now, now])
+        cursor.execute(sql, [Jsonb(payload, dumps=orjson.dumps), organization.pk, source, now, now])
         return {
             (model_id, key): (cdp_id, data, inserted)
             for model_id, key, cdp_id, data, inserted in cursor.fetchall()

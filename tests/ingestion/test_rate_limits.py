@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 
 from cdp import ratelimit, services
 from cdp.models import EntityRecord
+from cdp.redis_cache import RedisCache
 from tests.conftest import authenticate
 
 URL = "/dhub-i/api/v1.0/ingest"
@@ -277,7 +277,7 @@ def shared_redis_cache(settings):
     options = {"KEY_PREFIX": prefix}
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "cdp.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             **options,
         }
@@ -323,3 +323,14 @@ def test_redis_counters_expire_with_their_window(
         name = backend.make_and_validate_key(counter_key(tenant_a.api_key, seconds, clock.now))
         assert raw.get(name) == b"1"
         assert 0 < raw.ttl(name) <= seconds + 1
+
+
+def test_the_redis_backend_reuses_one_client_per_pool(shared_redis_cache):
+    backend = caches["default"]
+
+    first = backend._cache.get_client("a", write=True)
+
+    assert backend._cache.get_client("b", write=True) is first
+    backend.set("cdp-test-reuse", 41)
+    assert backend.incr("cdp-test-reuse") == 42
+    backend.delete("cdp-test-reuse")
