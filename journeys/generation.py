@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
+from django.db import connection
+from psycopg.types.json import Jsonb
 
 from cdp.models import Organization
 from journeys.event_time import event_time_resolve
@@ -37,35 +40,89 @@ class EventsOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+# Event attributes an update value may set, with their values when none does.
+_ATTRIBUTE_DEFAULTS: dict[str, Any] = {
+    "value": None,
+    "customer_id": "",
+    "email": "",
+    "phone": "",
+    "note": "",
+    "event_labels": [],
+    "event_label2s": [],
+    "event_label3s": [],
+    "properties": {},
+}
 
 
-def _event_build(
-    config: JourneyEventConfig,
-    item: StoredEntry,
-    attributes: dict[str, Any],
-    event_at_ms: int,
-    request_id: str,
-    now: datetime,
-) -> UserEvent:
+def _event_row(item: StoredEntry, attributes: dict[str, Any], event_at_ms: int) -> dict[str, Any]:
+    """The per-record columns of one event; the config's columns are the same for all."""
     record = item.record
     identity = {attr: str(record[name]) for name, attr in _IDENTITY_FIELDS if name in record}
-    return UserEvent(
-        organization_id=config.organization_id,
-        config=config,
-        event_id=event_id_generate(),
-        source=item.entry.model.data_model.source_name,
-        source_id=item.entry.key,
-        condition=config.trigger,
-        channel=config.channel,
-        event_ctg=config.category,
-        event_ctg2=config.sub_category,
-        event_name=config.event_name,
-        event_at=_ms_to_datetime(event_at_ms),
-        request_id=request_id,
-        created_at=now,
-        **{**identity, **attributes},
+    return {
+        "event_id": event_id_generate(),
+        "source": item.entry.model.data_model.source_name,
+        "source_id": item.entry.key,
+        "event_at_ms": event_at_ms,
+        **_ATTRIBUTE_DEFAULTS,
+        **identity,
+        **attributes,
+    }
+
+
+_INSERT_SQL = """
+INSERT INTO {table} (
+    organization_id, config_id, condition, channel, event_ctg, event_ctg2, event_ctg3,
+    event_name, request_id, created_at, event_id, source, source_id, event_at, value,
+    event_labels, event_label2s, event_label3s, customer_id, email, phone, note, properties)
+SELECT %s, %s, %s, %s, %s, %s, '', %s, %s, %s,
+    t.event_id, t.source, t.source_id, to_timestamp(t.event_at_ms / 1000.0), t.value,
+    t.event_labels, t.event_label2s, t.event_label3s, t.customer_id, t.email, t.phone,
+    t.note, t.properties
+FROM jsonb_to_recordset(%s::jsonb) AS t(
+    event_id text, source text, source_id text, event_at_ms bigint, value double precision,
+    event_labels jsonb, event_label2s jsonb, event_label3s jsonb, customer_id text,
+    email text, phone text, note text, properties jsonb)
+ORDER BY t.source_id
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+
+
+def _events_insert(
+    config: JourneyEventConfig, rows: list[dict[str, Any]], request_id: str, now: datetime
+) -> set[str]:
+    """Insert the events, skipping any a unique constraint refuses (a `Created` config
+    that already fired for the record); return the ids actually inserted. One statement
+    on PostgreSQL; an insert and a read elsewhere."""
+    common = {
+        "organization_id": config.organization_id,
+        "config_id": config.pk,
+        "condition": config.trigger,
+        "channel": config.channel,
+        "event_ctg": config.category,
+        "event_ctg2": config.sub_category,
+        "event_name": config.event_name,
+        "request_id": request_id,
+        "created_at": now,
+    }
+    if connection.vendor == "postgresql":
+        sql = _INSERT_SQL.format(table=connection.ops.quote_name(UserEvent._meta.db_table))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*common.values(), Jsonb(rows, dumps=orjson.dumps)])
+            return {event_id for (event_id,) in cursor.fetchall()}
+    events = [
+        UserEvent(
+            **common,
+            **{k: v for k, v in row.items() if k != "event_at_ms"},
+            event_at=datetime.fromtimestamp(row["event_at_ms"] / 1000, tz=UTC),
+        )
+        for row in sorted(rows, key=lambda r: r["source_id"])
+    ]
+    UserEvent.objects.bulk_create(events, ignore_conflicts=True)
+    return set(
+        UserEvent.objects.filter(
+            organization_id=config.organization_id, event_id__in=[e.event_id for e in events]
+        ).values_list("event_id", flat=True)
     )
 
 
@@ -110,7 +167,7 @@ def events_generate(
         )
     update = update_values_compile(config.update_values or [], schema)
     written_at_ms = int(now.timestamp() * 1000)
-    events = []
+    rows = []
     for item in firing:
         attributes, value_warnings = update(item.record)
         event_at_ms, time_warning = event_time_resolve(
@@ -119,20 +176,15 @@ def events_generate(
         warnings.extend(value_warnings)
         if time_warning:
             warnings.append(time_warning)
-        events.append(_event_build(config, item, attributes, event_at_ms, request_id, now))
-    if not events:
+        rows.append(_event_row(item, attributes, event_at_ms))
+    if not rows:
         return EventsOutcome(dropped=len(dropped), warnings=warnings)
 
-    UserEvent.objects.bulk_create(events, ignore_conflicts=True)
-    inserted = set(
-        UserEvent.objects.filter(
-            organization=organization, event_id__in=[e.event_id for e in events]
-        ).values_list("event_id", flat=True)
-    )
+    inserted = _events_insert(config, rows, request_id, now)
     event_ids = {
-        item.entry.index: event.event_id
-        for item, event in zip(firing, events, strict=True)
-        if event.event_id in inserted
+        item.entry.index: row["event_id"]
+        for item, row in zip(firing, rows, strict=True)
+        if row["event_id"] in inserted
     }
     return EventsOutcome(
         generated=len(event_ids), dropped=len(dropped), event_ids=event_ids, warnings=warnings
