@@ -227,8 +227,8 @@ def drive(
 
 
 class Server:
-    def __init__(self, env: dict[str, str], workers: int, port: int) -> None:
-        self.env, self.workers, self.port = env, workers, port
+    def __init__(self, env: dict[str, str], workers: int, threads: int, port: int) -> None:
+        self.env, self.workers, self.threads, self.port = env, workers, threads, port
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -402,6 +402,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per run")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -429,8 +430,13 @@ def main() -> None:
         "CDP_INGEST_RATE_LIMITS": "1000000000/1",
         "LOG_LEVEL": "WARNING",
     }
-    server = Server(env, args.workers, args.port)
-    results: dict[str, Any] = {"machine": machine(), "workers": args.workers, "runs": []}
+    server = Server(env, args.workers, args.threads, args.port)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "workers": args.workers,
+        "threads": args.threads,
+        "runs": [],
+    }
     try:
         manage(env, "migrate", "--verbosity", "0")
         provisioned = json.loads(manage(env, "provision", str(TENANT_FILE), "--json"))

@@ -30,7 +30,8 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--html", help="also write the profile as HTML here")
-    parser.add_argument("--cprofile", action="store_true", help="cProfile by own time")
+    parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
+    parser.add_argument("--sort", default="tottime", help="cProfile sort key")
     parser.add_argument(
         "--time-only", action="store_true", help="no profiler: print ms per request"
     )
@@ -101,7 +102,7 @@ def main() -> None:
             with cProfile.Profile() as cprofile:
                 for _ in range(args.requests):
                     post(next(batches))
-            pstats.Stats(cprofile).sort_stats("tottime").print_stats(35)
+            pstats.Stats(cprofile).sort_stats(args.sort).print_stats(35)
             return
         if args.time_only:
             import time

@@ -82,14 +82,40 @@ def _lock_keys(organization: Organization, pairs: Collection[tuple[int, str]]) -
         )
 
 
+_LOCK_EXISTING_SQL = """
+SELECT r.data_model_id, r.key, r.cdp_id, r.data
+FROM {table} r
+JOIN unnest(%s::bigint[], %s::text[]) AS p(model_id, key)
+    ON r.data_model_id = p.model_id AND r.key = p.key
+WHERE r.organization_id = %s
+ORDER BY r.data_model_id, r.key
+FOR UPDATE OF r
+"""
+
+
 def _lock_existing(
     organization: Organization, pairs: Collection[tuple[int, str]]
 ) -> dict[tuple[int, str], tuple[str, dict[str, Any]]]:
+    """Lock and read the rows of exactly the request's (model, key) pairs, in key order.
+
+    Raw SQL on PostgreSQL (a third of the ORM's cost on the hot path); the ORM elsewhere.
+    """
+    ordered = sorted(pairs)
+    if connection.vendor == "postgresql":
+        sql = _LOCK_EXISTING_SQL.format(
+            table=connection.ops.quote_name(EntityRecord._meta.db_table)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [[m for m, _ in ordered], [k for _, k in ordered], organization.pk])
+            rows = cursor.fetchall()
+        # Django reads jsonb as text and leaves decoding to the field: decode it here.
+        return {
+            (model_id, key): (cdp_id, orjson.loads(data) if isinstance(data, str) else data)
+            for model_id, key, cdp_id, data in rows
+        }
     keys_by_model: dict[int, list[str]] = {}
-    for model_id, key in sorted(pairs):
+    for model_id, key in ordered:
         keys_by_model.setdefault(model_id, []).append(key)
-    # Exactly the request's (model, key) pairs: a key of one model must not lock the same
-    # key of another model, which this request holds no key lock for.
     exact = Q()
     for model_id, keys in keys_by_model.items():
         exact |= Q(data_model_id=model_id, key__in=keys)
