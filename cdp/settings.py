@@ -147,6 +147,9 @@ CDP_TOKEN_CACHE_SECONDS = env.int("CDP_TOKEN_CACHE_SECONDS", default=60)
 
 # Brute-force limits of the Authentication API: attempts per window, per username and per
 # client address.
+# Reverse proxies in front of the app that append the client's address to
+# X-Forwarded-For (nginx: proxy_add_x_forwarded_for). 0: use the connection's address.
+CDP_TRUSTED_PROXIES = env.int("CDP_TRUSTED_PROXIES", default=0)
 CDP_AUTHEN_RATE_LIMITS = [
     (env.int("CDP_AUTHEN_ATTEMPTS_PER_MINUTE", default=10), 60),
     (env.int("CDP_AUTHEN_ATTEMPTS_PER_HOUR", default=100), 3600),

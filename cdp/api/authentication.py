@@ -28,10 +28,23 @@ def _epoch_ms(moment: Any) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def client_address(request: Request) -> str:
+    """The client's address. Behind `CDP_TRUSTED_PROXIES` reverse proxies (each appending
+    to X-Forwarded-For), the address the outermost trusted proxy saw; the entries before it
+    are the client's own claims and are not trusted."""
+    proxies = settings.CDP_TRUSTED_PROXIES
+    if proxies > 0:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
 def _idents(username: str, request: Request) -> list[tuple[str, str]]:
     # Hashed: usernames are personal data and need not sit in the cache in clear.
     user_ident = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-    return [("user", user_ident), ("addr", request.META.get("REMOTE_ADDR", "") or "unknown")]
+    return [("user", user_ident), ("addr", client_address(request))]
 
 
 class AuthenticationView(APIView):
