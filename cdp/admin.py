@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,6 +17,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from cdp import selectors, services
+from cdp.callback_settings import (
+    CALLBACK_URL_MAX_LENGTH,
+    callback_secret_rotate,
+    callback_settings_set,
+)
 from cdp.console import (
     EDIT_ROLES,
     MANAGE_ROLES,
@@ -33,6 +38,7 @@ from cdp.console import (
 from cdp.models import ApiKey, DataModel, FieldDefinition, Membership, Organization, Role
 from cdp.schema import CUSTOM_FIELD_NAME_HELP, KNOWN_TAGS, custom_field_pattern
 from ingestion.console import console_ingest
+from ingestion.models import CallbackDelivery, CallbackStatus
 from ingestion.samples import payload_sample
 from journeys.models import JourneyEventConfig
 
@@ -89,8 +95,48 @@ class MembershipInline(ConsoleInline):
         return super().get_queryset(request).select_related("user").order_by("user__username")
 
 
+CALLBACK_FIELDS = ("callback_url", "callback_enabled")
+
+
+class OrganizationForm(forms.ModelForm):
+    """The organization's name, and its callback URL and switch.
+
+    The callback fields are form fields only (the model form's fields leave them out, see
+    `OrganizationAdmin.get_form`): `callback_settings_set` judges them, with its own
+    messages and the SSRF guard, and writes them; the model's URL validator does not.
+    """
+
+    service_error_fields = {"url": "callback_url", "enabled": "callback_enabled"}
+
+    callback_url = forms.CharField(
+        label="Callback URL",
+        required=False,
+        max_length=CALLBACK_URL_MAX_LENGTH,
+        widget=forms.URLInput(
+            attrs={"class": "vURLField", "placeholder": "https://partner.example/cdp-callback"}
+        ),
+        help_text="Where the per-record results of each ingest request are POSTed "
+        "(docs/callbacks.md). It must resolve to public addresses. Empty: no callback.",
+    )
+    callback_enabled = forms.BooleanField(
+        label="Callbacks on",
+        required=False,
+        help_text="Off: no callback is written, and pending ones are marked failed.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in CALLBACK_FIELDS:
+            self.initial.setdefault(name, getattr(self.instance, name))
+
+
 @admin.register(Organization, site=console_site)
 class OrganizationAdmin(ConsoleModelAdmin):
+    form = OrganizationForm
     console_section = "Organization"
     console_item = "Organization"
     console_order = 30
@@ -101,21 +147,28 @@ class OrganizationAdmin(ConsoleModelAdmin):
     change_form_template = "admin/cdp/organization/change_form.html"
 
     CALLBACK_NOTE = (
-        "Shown here, changed with provisioning (organization.callback) for now: editing "
-        "them in the Console comes with its callback page. The signing secret is never shown "
-        "again after it was generated."
+        "Owners and admins set the URL and turn callbacks on or off here. The signing "
+        "secret is generated with the first URL and shown once, on the page that follows "
+        "saving; it is never shown again: if it is lost, rotate it."
+    )
+    CALLBACK_NOTE_READ_ONLY = (
+        "Owners and admins of the organization change these. The signing secret is never "
+        "shown after it was generated."
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Organization | None = None) -> list:
         if obj is None:
             return [(None, {"fields": ("name",)})]
+        may_change = self.has_change_permission(request, obj)
         return [
             (None, {"fields": ("name", "group_key_shown", "is_active", "created_at")}),
             (
                 "Callback settings",
                 {
-                    "fields": ("callback_url", "callback_enabled", "signing_secret"),
-                    "description": self.CALLBACK_NOTE,
+                    "fields": (*CALLBACK_FIELDS, "signing_secret"),
+                    "description": self.CALLBACK_NOTE
+                    if may_change
+                    else self.CALLBACK_NOTE_READ_ONLY,
                 },
             ),
         ]
@@ -123,14 +176,18 @@ class OrganizationAdmin(ConsoleModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Organization | None = None) -> tuple:
         if obj is None:
             return ()
-        return (
-            "group_key_shown",
-            "is_active",
-            "created_at",
-            "callback_url",
-            "callback_enabled",
-            "signing_secret",
-        )
+        return ("group_key_shown", "is_active", "created_at", "signing_secret")
+
+    def get_form(
+        self, request: HttpRequest, obj: Organization | None = None, change: bool = False, **kwargs
+    ):
+        """The model form's fields leave the callback fields out: they are the form's own
+        (OrganizationForm), written by the callback service only."""
+        fields = kwargs.pop("fields", None)
+        if fields is None:
+            fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        kwargs["fields"] = [name for name in fields if name not in CALLBACK_FIELDS]
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_inlines(self, request: HttpRequest, obj: Organization | None) -> list:
         return self.inlines if obj is not None else []
@@ -145,7 +202,9 @@ class OrganizationAdmin(ConsoleModelAdmin):
     @admin.display(description="signing secret")
     def signing_secret(self, obj: Organization) -> str:
         set_at = getattr(obj, "callback_secret_set_at", None)
-        return f"set on {set_at:%Y-%m-%d %H:%M} UTC (not shown)" if set_at else "none yet"
+        if set_at:
+            return f"set on {set_at:%Y-%m-%d %H:%M} UTC (not shown)"
+        return "none yet: generated with the first callback URL"
 
     @admin.display(description="your role")
     def your_role(self, obj: Organization) -> str:
@@ -156,14 +215,80 @@ class OrganizationAdmin(ConsoleModelAdmin):
         return super().get_queryset(request).annotate(your_role=Subquery(role.values("role")[:1]))
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        data = form.cleaned_data
         with service_errors():
-            if change:
-                saved = services.organization_rename(
-                    organization=fresh(obj), name=form.cleaned_data["name"]
-                )
+            if not change:
+                saved = services.organization_create(name=data["name"])
             else:
-                saved = services.organization_create(name=form.cleaned_data["name"])
+                saved = services.organization_rename(organization=fresh(obj), name=data["name"])
+                if any(name in form.changed_data for name in CALLBACK_FIELDS):
+                    secret = callback_settings_set(
+                        organization=saved,
+                        url=data["callback_url"],
+                        enabled=data["callback_enabled"],
+                    )
+                    if secret is not None:
+                        # Kept on this request only, for `response_change` to show once.
+                        request.console_callback_secret = secret
         adopt(obj, saved)
+
+    def response_change(self, request: HttpRequest, obj: Organization) -> HttpResponse:
+        """After a save that generated the callback signing secret, show it, once, in this
+        response (instead of the redirect): it is put in no URL, session or message."""
+        secret = getattr(request, "console_callback_secret", None)
+        if secret is None:
+            return super().response_change(request, obj)
+        del request.console_callback_secret
+        self.message_user(request, f"The organization “{obj}” was changed successfully.")
+        return self._callback_secret_response(request, obj, secret, rotated=False)
+
+    def _callback_secret_response(
+        self, request: HttpRequest, organization: Organization, secret: str, *, rotated: bool
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "title": "Callback signing secret rotated" if rotated else "Callback signing secret",
+            "original": organization,
+            "callback_secret": secret,
+            "rotated": rotated,
+        }
+        response = TemplateResponse(request, "admin/cdp/organization/callback_secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.callback_secret_rotate_view)
+        return [
+            path(
+                "<path:object_id>/callback-secret/rotate/",
+                view,
+                name=f"{self.opts.app_label}_{self.opts.model_name}_callback_secret_rotate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def callback_secret_rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what rotating does, and a button. POST: `callback_secret_rotate`, and the new
+        secret shown once. Owners and admins only; another tenant's id is 404."""
+        organization = self.get_object(request, unquote(object_id))
+        if not self.has_change_permission(request, organization):
+            raise PermissionDenied
+        if request.method == "POST":
+            secret = callback_secret_rotate(organization=fresh(organization))
+            self.log_change(request, organization, "Rotated the callback signing secret.")
+            return self._callback_secret_response(request, organization, secret, rotated=True)
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "title": "Rotate the callback signing secret",
+            "original": organization,
+        }
+        return TemplateResponse(
+            request, "admin/cdp/organization/callback_secret_rotate.html", context
+        )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         organization = form.instance
@@ -206,9 +331,14 @@ class OrganizationAdmin(ConsoleModelAdmin):
             .select_related("membership__user")
             .order_by("revoked_at", "name")
         )
+        failed = CallbackDelivery.objects.filter(
+            organization=organization, status=CallbackStatus.FAILED
+        )
         context = {
             "api_keys": keys,
             "can_manage_keys": role_allows(request, organization.pk, MANAGE_ROLES),
+            "can_rotate_callback_secret": self.has_change_permission(request, organization),
+            "callback_failed_count": failed.count(),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)

@@ -160,7 +160,9 @@ def callback_settings_set(
     url = url.strip()
     if enabled and not url:
         raise ValidationError({"enabled": "Set a callback URL before turning callbacks on."})
-    if url:
+    # An unchanged URL being switched off is not judged again: an organization whose
+    # partner host stopped resolving (or now resolves privately) can still turn it off.
+    if url and (enabled or url != organization.callback_url):
         try:
             callback_url_check(url)
         except CallbackUrlRefused as refused:

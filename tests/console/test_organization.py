@@ -1,5 +1,6 @@
 """The organization's page: members and roles (member_invite / member_role_set /
-member_remove), the group key read-only, its API keys, the callback settings shown."""
+member_remove), the group key read-only, its API keys, the callback settings (edited in
+tests/console/test_callbacks.py)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def test_the_page_shows_group_key_members_keys_and_callback_settings(
     assert set(rows) == {"ops@acme.test", "viewer@acme.test"}
     assert 'id="organization-api-keys"' in page and tenant_a.api_key.prefix in page
     assert tenant_b.api_key.prefix not in page
-    assert "Callback settings" in page and "changed with provisioning" in page
-    assert "callback_url" not in response.context["adminform"].form.fields
+    assert "Callback settings" in page and "Owners and admins set the URL" in page
+    # The callback URL and switch are edited here (tests/console/test_callbacks.py).
+    assert {"callback_url", "callback_enabled"} <= set(response.context["adminform"].form.fields)
     assert url("cdp_apikey_add") + f"?organization={tenant_a.organization.pk}" in page
 
 
