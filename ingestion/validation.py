@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cdp.coercion import CoercionError, coerce, to_integer, to_text
 from cdp.schema import (
     CUSTOM_FIELD_GROUPS,
     CUSTOM_MODEL_OBJECT_TYPE,
@@ -19,7 +20,6 @@ from cdp.schema import (
     custom_field_pattern,
 )
 from cdp.selectors import LoadedModel
-from ingestion.coercion import CoercionError, coerce, to_integer, to_text
 
 MAX_KEY_LENGTH = 255
 TIMEZONE_FIELD = "timezoneGmt"

@@ -1,4 +1,4 @@
-"""Coercion and per-entry validation (DESIGN §6): unit tests of ingestion/coercion.py, then
+"""Coercion and per-entry validation (DESIGN §6): unit tests of cdp/coercion.py, then
 the same rules through the Data Ingestion API, checked on response bodies and rows."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cdp import services
-from cdp.schema import Field, FieldType
-from ingestion.coercion import (
+from cdp.coercion import (
     CoercionError,
     coerce,
     to_boolean,
@@ -19,6 +18,7 @@ from ingestion.coercion import (
     to_text,
     to_timestamp,
 )
+from cdp.schema import Field, FieldType
 
 # 2024-01-02T03:04:05Z
 EPOCH_S = 1704164645
@@ -29,7 +29,7 @@ def _ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
-# --- unit: ingestion/coercion.py -------------------------------------------------------------
+# --- unit: cdp/coercion.py -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

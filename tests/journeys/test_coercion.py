@@ -68,8 +68,12 @@ def test_boolean_takes_booleans_and_their_spelling(value, expected):
     assert to_boolean(value) is expected
 
 
-@pytest.mark.parametrize("value", [1, 0, "yes", "", None])
-def test_boolean_refuses_numbers_and_other_words(value):
+def test_boolean_takes_one_and_zero_as_the_wire_does():
+    assert (to_boolean(1), to_boolean(0)) == (True, False)
+
+
+@pytest.mark.parametrize("value", [2, -1, 0.5, "yes", "", None])
+def test_boolean_refuses_other_numbers_and_words(value):
     with pytest.raises(CoercionError):
         to_boolean(value)
 
@@ -97,7 +101,7 @@ def test_timestamp_keeps_milliseconds_and_reads_dates_as_utc_midnight():
     assert to_timestamp("2024-01-01") == 1_704_067_200_000
 
 
-@pytest.mark.parametrize("value", [True, "yesterday", "", None, 1.5e12 + 0.5, [T0]])
+@pytest.mark.parametrize("value", [True, "yesterday", "", None, [T0], 10**20])
 def test_timestamp_refuses_the_rest(value):
     with pytest.raises(CoercionError, match="expected a timestamp"):
         to_timestamp(value)

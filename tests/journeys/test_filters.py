@@ -410,8 +410,8 @@ VALIDATION_CASES = [
     ({"conditions": [cond(DOUBLE, "lt", True)]}, [f"{P}.value: expected a number, got true"]),
     ({"conditions": [cond(DOUBLE, "lt", "nan")]}, [f"{P}.value: expected a number, got 'nan'"]),
     (
-        {"conditions": [cond(BOOL, "eq", 1)]},
-        [f"{P}.value: expected a boolean (true or false), got 1"],
+        {"conditions": [cond(BOOL, "eq", 2)]},
+        [f"{P}.value: expected a boolean (true or false), got 2"],
     ),
     (
         {"conditions": [cond(BOOL, "eq", "yes")]},

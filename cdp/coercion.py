@@ -1,4 +1,6 @@
-"""Coercion of wire values to a field's type (DESIGN §6), one function per type.
+"""The wire's value rules, one function per field type (DESIGN §6): what ingestion stores,
+and what the rule engine compares and assigns (journeys/coercion.py words its own errors
+over these), so an entry and a User Event's constants never follow two sets of rules.
 
 Each coercer returns the stored value or raises `CoercionError` with a reason; the
 caller names the field. `None` never reaches a coercer: it means "clear".
@@ -40,18 +42,31 @@ def to_text(value: Any, *, tz_hours: int = 0) -> str:
     raise CoercionError("must be a string, number or boolean")
 
 
+# Integer fields are 64-bit (PangoCDP's Long); beyond that JSON parsers lose digits.
+_INTEGER_LIMIT = 2**63
+
+
+def _in_integer_range(number: int) -> int:
+    if not -_INTEGER_LIMIT <= number < _INTEGER_LIMIT:
+        raise CoercionError("must be an integer")
+    return number
+
+
 def to_integer(value: Any, *, tz_hours: int = 0) -> int:
     if isinstance(value, bool):
         raise CoercionError("must be an integer")
     if isinstance(value, int):
-        return value
+        return _in_integer_range(value)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
+        return _in_integer_range(int(value))
+    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        # An integral numeric string: "42", but also "42.0" and "4.2e1".
         try:
-            return int(value.strip())
-        except ValueError:  # over Python's 4,300-digit limit of int(str)
+            number = to_number(value)
+        except CoercionError:
             raise CoercionError("must be an integer") from None
+        if isinstance(number, int) or number.is_integer():
+            return _in_integer_range(int(number))
     raise CoercionError("must be an integer")
 
 
