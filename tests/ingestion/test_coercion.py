@@ -34,7 +34,18 @@ def _ms(*args: int) -> int:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(42, 42), ("42", 42), (" 42 ", 42), ("-7", -7), ("+7", 7), (42.0, 42), (0, 0)],
+    [
+        (42, 42),
+        ("42", 42),
+        (" 42 ", 42),
+        ("-7", -7),
+        ("+7", 7),
+        (42.0, 42),
+        (0, 0),
+        ("42.0", 42),
+        ("4.2e1", 42),
+        (2**63 - 1, 2**63 - 1),
+    ],
 )
 def test_to_integer_accepts_integers_and_integral_strings(raw, expected):
     value = to_integer(raw)
@@ -43,7 +54,23 @@ def test_to_integer_accepts_integers_and_integral_strings(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "raw", ["4.2", 4.2, "abc", "", "4 2", True, False, [1], {"a": 1}, float("nan"), float("inf")]
+    "raw",
+    [
+        "4.2",
+        4.2,
+        "abc",
+        "",
+        "4 2",
+        True,
+        False,
+        [1],
+        {"a": 1},
+        float("nan"),
+        float("inf"),
+        2**63,
+        1.2e30,
+        "1e30",
+    ],
 )
 def test_to_integer_rejects_everything_else(raw):
     with pytest.raises(CoercionError, match="must be an integer"):
