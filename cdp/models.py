@@ -98,6 +98,8 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "prefix"], name="apikey_unique_org_prefix"
@@ -123,6 +125,8 @@ class AuthToken(models.Model):
     expires_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = "token"
+        verbose_name_plural = "tokens"
         indexes = [
             models.Index(fields=["organization", "expires_at"], name="authtoken_org_expires"),
         ]
@@ -152,6 +156,8 @@ class DataModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "model"
+        verbose_name_plural = "models"
         ordering = ["kind", "name"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "name"], name="datamodel_unique_name"),
@@ -215,6 +221,8 @@ class FieldDefinition(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "field"
+        verbose_name_plural = "fields"
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
@@ -242,6 +250,8 @@ class EntityRecord(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = "record"
+        verbose_name_plural = "records"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "data_model", "key"], name="record_unique_key"

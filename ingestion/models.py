@@ -10,7 +10,12 @@ class IngestionRequest(models.Model):
         Organization, on_delete=models.CASCADE, related_name="ingestion_requests"
     )
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ApiKey,
+        verbose_name="API key",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     request_id = models.CharField(max_length=32)
     object_type = models.CharField(max_length=50, blank=True)
@@ -18,6 +23,7 @@ class IngestionRequest(models.Model):
     init_data = models.BooleanField(default=False)
     config = models.ForeignKey(
         "journeys.JourneyEventConfig",
+        verbose_name="User Event",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,

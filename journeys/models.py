@@ -132,6 +132,8 @@ class UserEvent(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = "event"
+        verbose_name_plural = "events"
         ordering = ["-event_at", "-id"]
         indexes = [
             models.Index(fields=["organization", "-event_at", "-id"], name="userevent_org_time"),
