@@ -196,6 +196,19 @@ def _parse_condition(
     return _Condition(field.name, field.type, operator, value)
 
 
+def _items_coerce(
+    value: list[Any], type_: FieldType, path: str, errors: list[str]
+) -> list[Any] | None:
+    """Each element coerced to the field's scalar type, or None after appending errors."""
+    items = []
+    for index, item in enumerate(value):
+        try:
+            items.append(to_field_scalar(item, type_))
+        except CoercionError as error:
+            errors.append(f"{path}[{index}]: {error}")
+    return items if len(items) == len(value) else None
+
+
 def _coerce_value(value: Any, type_: FieldType, operator: str, path: str, errors: list[str]) -> Any:
     """The condition's value coerced for the predicate, or None after appending errors."""
     if operator in LIST_VALUE_OPERATORS:
@@ -205,13 +218,8 @@ def _coerce_value(value: Any, type_: FieldType, operator: str, path: str, errors
                 f"got {value_shown(value)}"
             )
             return None
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(to_field_scalar(item, type_))
-            except CoercionError as error:
-                errors.append(f"{path}[{index}]: {error}")
-        return frozenset(items) if len(items) == len(value) else None
+        items = _items_coerce(value, type_, path, errors)
+        return frozenset(items) if items is not None else None
     if type_ == FieldType.LIST and operator in _EQUALITY:
         if not isinstance(value, list):
             errors.append(
@@ -219,13 +227,8 @@ def _coerce_value(value: Any, type_: FieldType, operator: str, path: str, errors
                 f"got {value_shown(value)} (to test one element use contains)"
             )
             return None
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(to_field_scalar(item, type_))
-            except CoercionError as error:
-                errors.append(f"{path}[{index}]: {error}")
-        return sorted(items) if len(items) == len(value) else None
+        items = _items_coerce(value, type_, path, errors)
+        return sorted(items) if items is not None else None
     try:
         return to_field_scalar(value, type_)
     except CoercionError as error:
