@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -103,6 +104,11 @@ class NotFound(ApiError):
     error_code = "NOT_FOUND"
 
 
+class ServerError(ApiError):
+    status = 500
+    error_code = "INTERNAL_ERROR"
+
+
 class MethodNotAllowed(ApiError):
     status = 405
     error_code = "METHOD_NOT_ALLOWED"
@@ -152,3 +158,31 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if error is None:
         return exception_handler(exc, context)
     return error_response(error, context.get("request"))
+
+
+# Paths of the JSON APIs: their unknown URLs and server errors answer in the error body
+# shape too, never with an HTML page (the Console keeps Django's pages).
+_API_PREFIXES = ("/api/", "/dhub-i/")
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(_API_PREFIXES)
+
+
+def _json_error(error: ApiError, request: HttpRequest, status: int) -> JsonResponse:
+    return JsonResponse(error_body(error, request_id_of(request)), status=status)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: NOT_FOUND in the API's body for API paths."""
+    if _is_api(request):
+        return _json_error(NotFound(f"No such endpoint: {request.path}"), request, 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a JSON body without any detail for API paths (the trace goes to the log
+    only)."""
+    if _is_api(request):
+        return _json_error(ServerError("Internal error; quote the requestId"), request, 500)
+    return defaults.server_error(request)

@@ -14,3 +14,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("console/", console_site.urls),
 ]
+
+handler404 = "cdp.errors.page_not_found"
+handler500 = "cdp.errors.server_error"
