@@ -11,6 +11,7 @@ from django.db.models import Q
 from cdp.identifiers import ALNUM, UPPER_ALNUM, random_string
 from cdp.models import DataModel, Organization
 from cdp.schema import CATEGORIES, CHANNELS
+from journeys.event_time import EVENT_TIME_INGESTED
 
 
 class Trigger(models.TextChoices):
@@ -21,8 +22,6 @@ class Trigger(models.TextChoices):
 # Labels are the wire values (`UserIdentity`, not Django's derived "Useridentity").
 CHANNEL_CHOICES = [(c, c) for c in CHANNELS]
 CATEGORY_CHOICES = [(c, c) for c in CATEGORIES]
-
-EVENT_TIME_INGESTED = "ingested"
 
 
 def config_id_generate(*, group_key: str, trigger: str) -> str:

@@ -131,14 +131,11 @@ def test_same_model_name_and_mom_code_can_exist_in_two_organizations(tenant_a, t
 
     assert in_a.pk != in_b.pk
     assert DataModel.objects.filter(mom_code="M-AAAAA-O-BBBBB-M").count() == 2
-    assert (
-        selectors.custom_model_get(organization=tenant_a.organization, mom_code="M-AAAAA-O-BBBBB-M")
-        == in_a
-    )
-    assert (
-        selectors.custom_model_get(organization=tenant_b.organization, mom_code="M-AAAAA-O-BBBBB-M")
-        == in_b
-    )
+    code = "M-AAAAA-O-BBBBB-M"
+    found_a = selectors.custom_models_load(organization=tenant_a.organization, mom_codes=[code])
+    found_b = selectors.custom_models_load(organization=tenant_b.organization, mom_codes=[code])
+    assert found_a[code].data_model == in_a
+    assert found_b[code].data_model == in_b
     # The fixture's models share their name too, each in its own organization.
     assert tenant_a.model.name == tenant_b.model.name == "Membership"
 
@@ -179,20 +176,21 @@ def test_field_definition_type_follows_from_its_name(tenant_a, name, field_type,
 
 
 def test_field_definitions_can_be_declared_on_a_system_model(tenant_a):
-    user_event = selectors.data_model_get(
+    user_event = selectors.system_model_load(
         organization=tenant_a.organization, object_type="user-event"
-    )
+    ).data_model
 
     definition = services.field_definition_create(
         organization=tenant_a.organization, data_model=user_event, name="customFieldLong07"
     )
 
     assert definition.type == "integer"
-    fields = [fd.name for fd in user_event.field_definitions.all()]
-    assert fields == ["customFieldLong07"]
-    assert user_event.schema(list(user_event.field_definitions.all())).is_custom_field(
-        "customFieldLong07"
-    )
+    # The next lookup sees the new field: the declaration invalidated the cached models.
+    schema = selectors.system_model_load(
+        organization=tenant_a.organization, object_type="user-event"
+    ).schema
+    assert [f.name for f in schema.custom_fields] == ["customFieldLong07"]
+    assert schema.is_custom_field("customFieldLong07")
 
 
 @pytest.mark.parametrize(
@@ -287,67 +285,42 @@ def test_field_definition_update_changes_label_and_required(tenant_a):
 # --- selectors -------------------------------------------------------------------------
 
 
-def test_data_models_with_fields_lists_only_the_organizations_models(tenant_a, tenant_b):
-    models = list(selectors.data_models_with_fields(organization=tenant_a.organization))
+def test_organization_models_lists_only_the_organizations_models(tenant_a, tenant_b):
+    models = selectors.organization_models(organization=tenant_a.organization)
 
-    assert {m.organization_id for m in models} == {tenant_a.organization.pk}
-    assert len(models) == 5
-    assert {m.object_type for m in models} == {
-        "custom-model",
-        "user-event",
-        "order",
-        "customer-identity",
-        "lead-information",
-    }
-    membership = next(m for m in models if m.is_custom)
-    names = [fd.name for fd in membership.field_definitions.all()]
-    assert names == sorted(names)
-    assert len(names) == 7
-    assert {fd.organization_id for fd in membership.field_definitions.all()} == {
-        tenant_a.organization.pk
-    }
-
-
-def test_custom_model_get_does_not_see_another_organizations_model(tenant_a, tenant_b):
-    assert (
-        selectors.custom_model_get(organization=tenant_a.organization, mom_code=tenant_a.mom_code)
-        == tenant_a.model
+    loaded = [*models.system.values(), *models.custom.values()]
+    assert {m.data_model.organization_id for m in loaded} == {tenant_a.organization.pk}
+    assert set(models.system) == {"user-event", "order", "customer-identity", "lead-information"}
+    assert set(models.custom) == {tenant_a.mom_code}
+    membership = models.custom[tenant_a.mom_code]
+    assert [f.name for f in membership.schema.custom_fields] == sorted(
+        f.name for f in membership.schema.custom_fields
     )
-    assert (
-        selectors.custom_model_get(organization=tenant_a.organization, mom_code=tenant_b.mom_code)
-        is None
+    assert len(membership.schema.custom_fields) == 7
+
+
+def test_custom_models_load_does_not_see_another_organizations_model(tenant_a, tenant_b):
+    found = selectors.custom_models_load(
+        organization=tenant_a.organization, mom_codes=[tenant_a.mom_code, tenant_b.mom_code, "nope"]
     )
-    assert selectors.custom_model_get(organization=tenant_a.organization, mom_code="nope") is None
+
+    assert list(found) == [tenant_a.mom_code]
+    assert found[tenant_a.mom_code].data_model == tenant_a.model
 
 
-def test_data_model_get_returns_the_organizations_system_model(tenant_a, tenant_b):
-    order_a = selectors.data_model_get(organization=tenant_a.organization, object_type="order")
-    order_b = selectors.data_model_get(organization=tenant_b.organization, object_type="order")
+def test_system_model_load_returns_the_organizations_system_model(tenant_a, tenant_b):
+    order_a = selectors.system_model_load(organization=tenant_a.organization, object_type="order")
+    order_b = selectors.system_model_load(organization=tenant_b.organization, object_type="order")
 
-    assert order_a.organization == tenant_a.organization
-    assert order_b.organization == tenant_b.organization
+    assert order_a.data_model.organization_id == tenant_a.organization.pk
+    assert order_b.data_model.organization_id == tenant_b.organization.pk
     assert order_a.pk != order_b.pk
-    assert order_a.key_field == "orderId"
-    assert (
-        selectors.data_model_get(organization=tenant_a.organization, object_type="custom-model")
-        is None
-    )
-    assert (
-        selectors.data_model_get(organization=tenant_a.organization, object_type="invoice") is None
-    )
-
-
-def test_object_type_exists_only_for_the_organizations_models(tenant_a, tenant_b):
-    DataModel.objects.filter(organization=tenant_b.organization, object_type="order").delete()
-
-    assert selectors.object_type_exists(organization=tenant_a.organization, object_type="order")
-    assert not selectors.object_type_exists(organization=tenant_b.organization, object_type="order")
-    assert selectors.object_type_exists(
-        organization=tenant_b.organization, object_type="custom-model"
-    )
-    assert not selectors.object_type_exists(
-        organization=tenant_a.organization, object_type="invoice"
-    )
+    assert order_a.schema.key_field == "orderId"
+    for missing in ("custom-model", "invoice"):
+        assert (
+            selectors.system_model_load(organization=tenant_a.organization, object_type=missing)
+            is None
+        )
 
 
 # --- database constraints --------------------------------------------------------------

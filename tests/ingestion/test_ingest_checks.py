@@ -18,22 +18,10 @@ from cdp import services
 from cdp.models import AuthToken, EntityRecord, Organization
 from ingestion.models import IngestionRequest
 from tests.conftest import authenticate
+from tests.contract import ERROR_KEYS, INGEST_BODY_KEYS
 
 URL = "/dhub-i/api/v1.0/ingest"
 REQUEST_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
-ERROR_KEYS = {"success", "errorCode", "message", "requestId"}
-BODY_KEYS = {
-    "objectType",
-    "initData",
-    "total",
-    "created",
-    "updated",
-    "unchanged",
-    "failed",
-    "events",
-    "results",
-    "warnings",
-}
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -124,7 +112,7 @@ def test_valid_request_is_stored_and_logged(client, tenant_a, token_a, tenant_b)
 
     body = response.json()
     assert response.status_code == 200, body
-    assert set(body) == {"success", "requestId", *BODY_KEYS}
+    assert set(body) == {"success", "requestId", *INGEST_BODY_KEYS}
     assert body["success"] is True
     assert body["requestId"] == response["X-Request-Id"]
     assert body["results"][0]["action"] == "created"
@@ -802,7 +790,7 @@ def test_every_entry_rejected_answers_400_with_the_full_body(client, tenant_a, t
 
     body = response.json()
     assert response.status_code == 400, body
-    assert set(body) == ERROR_KEYS | BODY_KEYS
+    assert set(body) == ERROR_KEYS | INGEST_BODY_KEYS
     assert body["success"] is False
     assert body["errorCode"] == "INVALID_ENTRIES"
     assert body["message"] == "2 of 2 entries rejected"

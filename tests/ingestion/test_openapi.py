@@ -8,11 +8,12 @@ import pytest
 from django.core.management import call_command
 from drf_spectacular.validation import validate_schema
 
+from tests.contract import ERROR_KEYS, EVENT_KEYS, INGEST_BODY_KEYS, RECORD_KEYS
+
 INGEST = "/dhub-i/api/v1.0/ingest"
 RECORD = "/dhub-i/api/v1.0/records/{object_type}/{key}"
 USER_EVENTS = "/dhub-i/api/v1.0/user-events"
 AUTHEN = "/api/accounts/authen"
-ERROR_KEYS = {"success", "errorCode", "message", "requestId"}
 
 
 @pytest.fixture(scope="module")
@@ -120,20 +121,7 @@ def test_ingest_responses_include_every_error(schema):
 
     assert {"200", "400", "401", "413", "429"} <= set(operation["responses"])
     ok = json_schema(schema, operation, "200")
-    assert set(ok["properties"]) >= {
-        "success",
-        "requestId",
-        "objectType",
-        "initData",
-        "total",
-        "created",
-        "updated",
-        "unchanged",
-        "failed",
-        "events",
-        "results",
-        "warnings",
-    }
+    assert set(ok["properties"]) >= {"success", "requestId", *INGEST_BODY_KEYS}
     for status in ("401", "413", "429"):
         error = json_schema(schema, operation, status)
         assert set(error["properties"]) == ERROR_KEYS, status
@@ -173,16 +161,7 @@ def test_record_endpoint_is_described(schema):
     assert "momCode" in params(operation, "query")
     assert {"200", "400", "401", "404"} <= set(operation["responses"])
     record = resolve(schema, json_schema(schema, operation, "200")["properties"]["record"])
-    assert set(record["properties"]) == {
-        "cdpId",
-        "objectType",
-        "momCode",
-        "key",
-        "source",
-        "createdAt",
-        "updatedAt",
-        "data",
-    }
+    assert set(record["properties"]) == RECORD_KEYS
     assert record["properties"]["createdAt"]["type"] == "integer"
     assert set(json_schema(schema, operation, "404")["properties"]) == ERROR_KEYS
 
@@ -197,30 +176,7 @@ def test_user_events_endpoint_is_described(schema):
     page = json_schema(schema, operation, "200")
     assert set(page["properties"]) == {"success", "events", "next"}
     event = resolve(schema, page["properties"]["events"]["items"])
-    assert set(event["properties"]) == {
-        "eventId",
-        "jeConfigId",
-        "jeEventKey",
-        "source",
-        "sourceId",
-        "condition",
-        "channel",
-        "eventCtg",
-        "eventCtg2",
-        "eventCtg3",
-        "eventName",
-        "eventAt",
-        "value",
-        "eventLabels",
-        "eventLabel2s",
-        "eventLabel3s",
-        "customerId",
-        "email",
-        "phone",
-        "note",
-        "properties",
-        "requestId",
-    }
+    assert set(event["properties"]) == EVENT_KEYS
 
 
 def test_authentication_endpoint_is_described(schema):

@@ -15,36 +15,11 @@ import pytest
 
 from cdp.models import EntityRecord
 from journeys.models import UserEvent
+from tests.contract import ERROR_KEYS, EVENT_KEYS, RECORD_KEYS
 
 INGEST_URL = "/dhub-i/api/v1.0/ingest"
 RECORDS_URL = "/dhub-i/api/v1.0/records"
 EVENTS_URL = "/dhub-i/api/v1.0/user-events"
-ERROR_KEYS = {"success", "errorCode", "message", "requestId"}
-RECORD_KEYS = {"cdpId", "objectType", "momCode", "key", "source", "createdAt", "updatedAt", "data"}
-EVENT_KEYS = {
-    "eventId",
-    "jeConfigId",
-    "jeEventKey",
-    "source",
-    "sourceId",
-    "condition",
-    "channel",
-    "eventCtg",
-    "eventCtg2",
-    "eventCtg3",
-    "eventName",
-    "eventAt",
-    "value",
-    "eventLabels",
-    "eventLabel2s",
-    "eventLabel3s",
-    "customerId",
-    "email",
-    "phone",
-    "note",
-    "properties",
-    "requestId",
-}
 # 2024-03-01T00:00:00Z: event times are spaced from here.
 T0 = 1_709_251_200_000
 
