@@ -40,7 +40,7 @@ from cdp.errors import ApiError
 from cdp.models import Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, FieldType
 from cdp.selectors import LoadedModel, organization_models
-from ingestion.payload import _holds_unstorable_text
+from ingestion.payload import holds_unstorable_text
 from ingestion.pipeline import ingest_data
 from journeys.configs import config_resolve
 
@@ -351,7 +351,7 @@ def records_import(
     for batch in _batches(records, size):
         sendable: list[FileRecord] = []
         for record in batch:
-            if record.error is None and _holds_unstorable_text(record.entry):
+            if record.error is None and holds_unstorable_text(record.entry):
                 record = FileRecord(
                     record.line,
                     record.entry,

@@ -58,7 +58,9 @@ def _is_json_content_type(content_type: str) -> bool:
 _UNSTORABLE_TEXT_RE = re.compile("\x00")
 
 
-def _holds_unstorable_text(data: Any) -> bool:
+def holds_unstorable_text(data: Any) -> bool:
+    """Whether any string, key or value, anywhere in `data` holds U+0000 (which PostgreSQL
+    cannot store). Also used by import_records, whose files are not parsed here."""
     pending = [data]
     while pending:
         value = pending.pop()
@@ -89,7 +91,7 @@ def body_parse(body: bytes, content_type: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidJson("Body must be a JSON object")
     # U+0000 reaches the data only through the escape "\u0000": scan only then.
-    if b"\\u0000" in body and _holds_unstorable_text(data):
+    if b"\\u0000" in body and holds_unstorable_text(data):
         raise InvalidJson("Body holds text that cannot be stored: U+0000")
     return data
 

@@ -43,3 +43,5 @@ def test_behind_one_proxy_each_client_address_has_its_own_limit(
     # The first client is, even when it puts a made-up address in front of the real one.
     spoofed = fail(client, "c@x.test", HTTP_X_FORWARDED_FOR="9.9.9.9, 1.1.1.1", **proxy)
     assert spoofed.status_code == 429
+    assert spoofed.json()["errorCode"] == "RATE_LIMITED"
+    assert spoofed["Retry-After"] == spoofed["X-Rate-Limit-Retry-After-Seconds"]

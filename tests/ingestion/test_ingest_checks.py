@@ -291,6 +291,7 @@ def test_a_fresh_token_works_after_the_old_one_expired(client, tenant_a, token_a
     response = post(client, body_of(tenant_a), headers=auth(tenant_a, fresh))
 
     assert response.status_code == 200, response.json()
+    assert (response.json()["success"], response.json()["created"]) == (True, 1)
 
 
 # --- 5. body too large -------------------------------------------------------------------
@@ -433,6 +434,7 @@ def test_json_content_type_variants_are_accepted(client, tenant_a, token_a, cont
     )
 
     assert response.status_code == 200, response.json()
+    assert (response.json()["success"], response.json()["created"]) == (True, 1)
 
 
 def test_invalid_json_is_answered_before_a_bad_init_data(client, tenant_a, token_a):
