@@ -81,14 +81,14 @@ def _result(item: StoredEntry | RejectedEntry, event_ids: dict[int, str]) -> dic
     if isinstance(item, RejectedEntry):
         return {"index": item.index, "refId": item.key, "status": 101, "errorMessage": item.message}
     result = {
-        "index": item.entry.index,
+        "index": item.index,
         "refId": item.entry.key,
         "status": 200,
         "action": item.action,
         "cdpId": item.cdp_id,
     }
-    if item.entry.index in event_ids:
-        result["eventId"] = event_ids[item.entry.index]
+    if item.index in event_ids:
+        result["eventId"] = event_ids[item.index]
     return result
 
 
@@ -101,7 +101,7 @@ def _response_body(
 ) -> dict[str, Any]:
     items = sorted(
         [*stored, *rejected],
-        key=lambda i: i.index if isinstance(i, RejectedEntry) else i.entry.index,
+        key=lambda item: item.index,
     )
     actions = [s.action for s in stored]
     return {

@@ -39,6 +39,10 @@ class StoredEntry:
     cdp_id: str
     record: dict[str, Any]  # the record's data right after this entry was applied
 
+    @property
+    def index(self) -> int:
+        return self.entry.index
+
 
 @dataclass
 class _RowState:

@@ -182,7 +182,7 @@ def events_generate(
 
     inserted = _events_insert(config, rows, request_id, now)
     event_ids = {
-        item.entry.index: row["event_id"]
+        item.index: row["event_id"]
         for item, row in zip(firing, rows, strict=True)
         if row["event_id"] in inserted
     }
