@@ -7,8 +7,10 @@ class CdpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from cdp.model_cache import model_cache_connect
+        from cdp import checks  # noqa: F401 (registers the system checks)
+        from cdp.models import DataModel, FieldDefinition
+        from cdp.schema_cache import schema_cache_watch
         from cdp.token_cache import token_cache_connect
 
         token_cache_connect()
-        model_cache_connect()
+        schema_cache_watch(DataModel, FieldDefinition)

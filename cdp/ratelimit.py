@@ -1,24 +1,21 @@
-"""Fixed-window counters in the shared cache, for the APIs' rate limits.
+"""Fixed-window counters in the shared store, for the APIs' rate limits.
 
 DRF's `SimpleRateThrottle` keeps a list of timestamps that it reads, edits and writes
-back, which loses counts when several worker processes race; these counters use the
-cache's atomic `incr` instead (Redis INCR when `CACHE_URL` points at Redis), so every
-worker sees the same count.
+back, which loses counts when several worker processes race; these counters are atomic
+increments in the shared store (Redis INCR), so every worker sees the same count, and
+the ingest path increments them in the same round trip as its other reads
+(`cdp/gate.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 
 from cdp.errors import RateLimited
+from cdp.shared_store import Counter, shared_store
 
 _UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
 
@@ -42,80 +39,62 @@ def windows_from_setting(value: Iterable[Sequence[int]]) -> tuple[Window, ...]:
     return tuple(Window(int(limit), int(seconds)) for limit, seconds in value)
 
 
-def _bucket_keys(scope: str, ident: str, windows: Sequence[Window], now: float) -> list[str]:
-    return [f"rl:{scope}:{ident}:{w.seconds}:{int(now // w.seconds)}" for w in windows]
+def window_now() -> float:
+    """The clock of the windows (epoch seconds)."""
+    return time.time()
+
+
+def window_counters(
+    *, scope: str, ident: str, windows: Sequence[Window], now: float
+) -> list[Counter]:
+    """One counter per window for the current bucket of each, living one second longer."""
+    return [
+        Counter(f"rl:{scope}:{ident}:{w.seconds}:{int(now // w.seconds)}", w.seconds + 1)
+        for w in windows
+    ]
 
 
 def _retry_after(window: Window, now: float) -> int:
     return max(1, math.ceil((int(now // window.seconds) + 1) * window.seconds - now))
 
 
-def _refuse(scope_label: str, window: Window, now: float) -> RateLimited:
+def _refusal(scope_label: str, window: Window, now: float) -> RateLimited:
     return RateLimited(
-        f"Rate limit exceeded: {window.label} {scope_label}",
+        f"Rate limit exceeded: {window.label} {scope_label}".rstrip(),
         retry_after=_retry_after(window, now),
     )
+
+
+def rate_limit_refusal(
+    *,
+    counts: Sequence[int],
+    counters: Sequence[Counter],
+    windows: Sequence[Window],
+    now: float,
+    scope_label: str = "",
+) -> RateLimited | None:
+    """After `counters` were incremented to `counts`: the refusal naming the first full
+    window, with this request taken back out of every count (so a client retrying
+    against a full window is not punished in the longer ones), or None."""
+    for count, window in zip(counts, windows, strict=True):
+        if count > window.limit:
+            shared_store().decrement([c.key for c in counters])
+            return _refusal(scope_label, window, now)
+    return None
 
 
 def rate_limit_hit(
     *, scope: str, ident: str, windows: Sequence[Window], scope_label: str = ""
 ) -> None:
-    """Count one request in every window; raise RateLimited if one of them is over.
-
-    A refused request is taken back out of the counts, so retrying clients are not
-    punished in the longer windows for requests that were never served.
-    """
+    """Count one request in every window; raise RateLimited if one of them is over."""
     now = time.time()
-    keys = _bucket_keys(scope, ident, windows, now)
-    counts = _increment(keys, windows)
-    for count, window in zip(counts, windows, strict=True):
-        if count > window.limit:
-            _decrement(keys)
-            raise _refuse(scope_label, window, now)
-
-
-def _redis_client(keys: Sequence[str]) -> tuple[Any, list[str]] | None:
-    """Redis's own client and the cache's full key names, when the cache is Redis."""
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        return None
-    names = [backend.make_and_validate_key(key) for key in keys]
-    return backend._cache.get_client(names[0], write=True), names
-
-
-def _increment(keys: Sequence[str], windows: Sequence[Window]) -> list[int]:
-    """INCR every window's counter; on Redis in one round trip (a pipeline)."""
-    redis = _redis_client(keys)
-    if redis is not None:
-        client, names = redis
-        pipeline = client.pipeline(transaction=False)
-        for name, window in zip(names, windows, strict=True):
-            pipeline.incr(name)
-            pipeline.expire(name, window.seconds + 1, nx=True)
-        return [int(n) for n in pipeline.execute()[::2]]
-    counts = []
-    for key, window in zip(keys, windows, strict=True):
-        cache.add(key, 0, timeout=window.seconds + 1)
-        try:
-            counts.append(cache.incr(key))
-        except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=window.seconds + 1)
-            counts.append(1)
-    return counts
-
-
-def _decrement(keys: Sequence[str]) -> None:
-    redis = _redis_client(keys)
-    if redis is not None:
-        client, names = redis
-        pipeline = client.pipeline(transaction=False)
-        for name in names:
-            pipeline.decr(name)
-        pipeline.execute()
-        return
-    for key in keys:
-        with contextlib.suppress(ValueError):
-            cache.decr(key)
+    counters = window_counters(scope=scope, ident=ident, windows=windows, now=now)
+    _values, counts = shared_store().exchange(counters=counters)
+    refusal = rate_limit_refusal(
+        counts=counts, counters=counters, windows=windows, now=now, scope_label=scope_label
+    )
+    if refusal is not None:
+        raise refusal
 
 
 def rate_limit_check(
@@ -123,19 +102,14 @@ def rate_limit_check(
 ) -> None:
     """Raise RateLimited if a window is already full, without counting this request."""
     now = time.time()
-    keys = _bucket_keys(scope, ident, windows, now)
-    counts = cache.get_many(keys)
-    for key, window in zip(keys, windows, strict=True):
-        if counts.get(key, 0) >= window.limit:
-            raise _refuse(scope_label, window, now)
+    counters = window_counters(scope=scope, ident=ident, windows=windows, now=now)
+    values = shared_store().get_many([c.key for c in counters])
+    for value, window in zip(values, windows, strict=True):
+        if value is not None and int(value) >= window.limit:
+            raise _refusal(scope_label, window, now)
 
 
 def rate_limit_count(*, scope: str, ident: str, windows: Sequence[Window]) -> None:
     """Count one event (a failed attempt) in every window."""
-    now = time.time()
-    for key, window in zip(_bucket_keys(scope, ident, windows, now), windows, strict=True):
-        cache.add(key, 0, timeout=window.seconds + 1)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, timeout=window.seconds + 1)
+    counters = window_counters(scope=scope, ident=ident, windows=windows, now=time.time())
+    shared_store().exchange(counters=counters)

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.db.models import Prefetch, QuerySet
 
-from cdp.model_cache import models_cached
 from cdp.models import ApiKey, DataModel, FieldDefinition, ModelKind, Organization
 from cdp.schema import ModelSchema
+from cdp.schema_cache import schema_cached
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A data model with its schema, loaded once per request."""
+    """A data model with its schema, as one worker keeps it while the organization's
+    schema version is current (cdp/schema_cache.py)."""
 
     data_model: DataModel
     schema: ModelSchema
+    _compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pk(self) -> int:
         return self.data_model.pk
+
+    def compiled(self, name: str, build: Callable[[LoadedModel], T]) -> T:
+        """`build(self)`, computed once per loaded model and kept with it: what callers
+        derive from the schema (a validator) lives exactly as long as the schema does."""
+        try:
+            return self._compiled[name]
+        except KeyError:
+            return self._compiled.setdefault(name, build(self))
 
 
 def _loaded(queryset: QuerySet[DataModel]) -> list[LoadedModel]:
@@ -37,9 +50,12 @@ class OrganizationModels:
     custom: dict[str, LoadedModel]  # by momCode
 
 
-def organization_models(*, organization: Organization) -> OrganizationModels:
+def organization_models(
+    *, organization: Organization, version: bytes | None = None
+) -> OrganizationModels:
     """Every model of the organization with its schema: two queries, or none while this
-    worker's copy is current (cdp/model_cache.py)."""
+    worker's copy is current (cdp/schema_cache.py). `version` is the schema version when
+    the caller has read it already."""
 
     def load() -> OrganizationModels:
         loaded = _loaded(DataModel.objects.filter(organization=organization))
@@ -50,7 +66,7 @@ def organization_models(*, organization: Organization) -> OrganizationModels:
             custom={m.data_model.mom_code: m for m in loaded if m.data_model.is_custom},
         )
 
-    return models_cached(organization.pk, load)
+    return schema_cached(organization.pk, "models", load, version=version)
 
 
 def system_model_load(*, organization: Organization, object_type: str) -> LoadedModel | None:

@@ -29,7 +29,7 @@ from cdp.schema import (
     SYSTEM_MODELS,
     custom_field_pattern,
 )
-from cdp.token_cache import token_cache_get, token_cache_set
+from cdp.token_cache import VerifiedToken, token_cache_get, token_cache_set
 
 # Rows of these system object types exist in every organization. `custom-model` is the
 # family of the organization's custom models (each a DataModel of kind custom), not a
@@ -190,38 +190,51 @@ def token_issue(*, api_key: ApiKey) -> tuple[AuthToken, str]:
     return token, raw
 
 
+def token_lookup(*, token_digest: str) -> VerifiedToken:
+    """The token of this digest from the database, with its key, organization and member;
+    raises TokenInvalid when it is unknown, its key revoked, or its user or organization
+    inactive. One query. Does not check the expiry."""
+    token = (
+        AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
+        .filter(digest=token_digest)
+        .first()
+    )
+    if token is None:
+        raise TokenInvalid
+    api_key = token.api_key
+    if (
+        api_key.revoked_at is not None
+        or not api_key.organization.is_active
+        or not api_key.membership.user.is_active
+    ):
+        raise TokenInvalid
+    return VerifiedToken(api_key, token.expires_at)
+
+
+def token_check(*, verified: VerifiedToken, raw_api_key: str) -> ApiKey:
+    """The token's key, if `raw_api_key` is that key and the token has not expired; raises
+    TokenInvalid or TokenExpired. Checked on every request, cached or not: the cache
+    holds only the key's digest."""
+    if not keys.digest_matches(raw_api_key, verified.api_key.digest):
+        raise TokenInvalid
+    if verified.expires_at <= timezone.now():
+        raise TokenExpired
+    return verified.api_key
+
+
 def token_verify(*, raw_token: str, raw_api_key: str) -> ApiKey:
     """The API key a token was issued for, checked against the raw key sent with it.
 
     Raises TokenInvalid or TokenExpired. The returned key carries its organization and
-    membership user, so later steps need no query to reach them.
+    membership user, so later steps need no query to reach them. (The ingest path does the
+    same in its one round trip to the shared store: `cdp/gate.py`.)
     """
     token_digest = keys.digest(raw_token)
-    cached = token_cache_get(token_digest)
-    if cached is not None:
-        api_key, expires_at = cached
-    else:
-        token = (
-            AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
-            .filter(digest=token_digest)
-            .first()
-        )
-        if token is None:
-            raise TokenInvalid
-        api_key, expires_at = token.api_key, token.expires_at
-        if (
-            api_key.revoked_at is not None
-            or not api_key.organization.is_active
-            or not api_key.membership.user.is_active
-        ):
-            raise TokenInvalid
-        token_cache_set(token_digest, api_key, expires_at)
-    # Checked on every request, cached or not: the cache holds only the key's digest.
-    if not keys.digest_matches(raw_api_key, api_key.digest):
-        raise TokenInvalid
-    if expires_at <= timezone.now():
-        raise TokenExpired
-    return api_key
+    verified = token_cache_get(token_digest)
+    if verified is None:
+        verified = token_lookup(token_digest=token_digest)
+        token_cache_set(token_digest, verified.api_key, verified.expires_at)
+    return token_check(verified=verified, raw_api_key=raw_api_key)
 
 
 def auth_tokens_purge_expired(*, now: datetime | None = None, batch_size: int = 5000) -> int:

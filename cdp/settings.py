@@ -77,10 +77,28 @@ ASGI_APPLICATION = "cdp.asgi.application"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Persistent connections in production (a new PostgreSQL connection costs more than a
+# small request); none under DEBUG, whose development server runs a thread per request.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if DEBUG else 60))
+# Off by default: the check is a round trip per request. A connection the database
+# dropped fails one request (503) and is replaced for the next.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent requests on the embedded default: every transaction takes the write lock
+    # when it begins (no deadlock between two readers turning writers), a writer waits up
+    # to `timeout` seconds for another instead of failing with "database is locked", and
+    # WAL lets readers run beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", env.int("SQLITE_TIMEOUT", default=20))
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# CACHE_URL (or REDIS_URL) selects the shared cache that rate-limit counters live in.
+# CACHE_URL (or REDIS_URL) selects the shared cache: verified tokens, rate-limit counters
+# and schema versions live there (cdp/shared_store.py). Several workers need a shared one
+# (a system check refuses local memory when DEBUG is off).
 _cache_url = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
 CACHES = {
     "default": env.cache_url_config(_cache_url)
@@ -90,9 +108,6 @@ CACHES = {
         "LOCATION": "cdp",
     }
 }
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    # The same backend, reusing its Redis clients (cdp/redis_cache.py).
-    CACHES["default"]["BACKEND"] = "cdp.redis_cache.RedisCache"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

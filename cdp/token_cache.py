@@ -1,10 +1,16 @@
-"""Verified tokens, kept briefly in the shared cache so a request authenticates with one
-cache read instead of a four-table query (docs/performance.md).
+"""Verified tokens, kept briefly in the shared store so a request authenticates without a
+query: the entry's read rides in the request's one round trip to the store
+(`cdp/gate.py`).
 
-An entry is a detached snapshot of the API key, its organization and its member (no
-password, no secret), keyed by the token's digest, and lives at most
-`CDP_TOKEN_CACHE_SECONDS` and never past the token's expiry. Everything that can make a
-cached token invalid forgets it at once, in every worker (the cache is shared):
+An entry is a JSON snapshot of the API key, its organization and its member (no
+password, no secret; the key only as its digest), keyed by the token's digest, and
+lives at most `CDP_TOKEN_CACHE_SECONDS` and never past the token's expiry. Each worker
+also keeps the decoded form of the entries it has read, keyed by the entry's bytes, so a
+request rebuilds no objects while its entry is unchanged; a changed or deleted entry
+has other bytes, or none.
+
+Everything that can make a cached token invalid forgets it at once, in every worker
+(the store is shared):
 
 - a deleted token (revocation deletes a key's tokens; removing a member, a key or an
   organization deletes them by cascade), through `post_delete`;
@@ -16,67 +22,115 @@ logic: every path that writes those rows (services, the Console, the shell) must
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.utils import timezone
 
 from cdp.models import ApiKey, AuthToken, Membership, Organization
+from cdp.shared_store import Put, shared_store
 
 _PREFIX = "cdp:token:"
 # Organization columns a request may need later; never a secret.
 _ORGANIZATION_FIELDS = ("id", "name", "group_key", "is_active", "callback_url", "callback_enabled")
 _API_KEY_FIELDS = ("id", "organization_id", "membership_id", "name", "prefix", "digest")
 _MEMBERSHIP_FIELDS = ("id", "organization_id", "user_id", "role")
+_MEMO_SIZE = 4096
 
 
-def _key(token_digest: str) -> str:
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token's API key (with `organization` and `membership.user` attached) and expiry."""
+
+    api_key: ApiKey
+    expires_at: datetime
+
+    @property
+    def organization_id(self) -> int:
+        return self.api_key.organization_id
+
+
+def token_key(token_digest: str) -> str:
     return _PREFIX + token_digest
 
 
 def _values(instance: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(instance, name) for name in names if hasattr(instance, name)}
+    return {name: getattr(instance, name) for name in names}
 
 
-def token_cache_get(token_digest: str) -> tuple[ApiKey, datetime] | None:
-    """The cached API key (with organization and member) and the token's expiry, or None."""
-    entry = cache.get(_key(token_digest))
-    if entry is None:
-        return None
-    organization = Organization(**entry["organization"])
-    user = get_user_model()(**entry["user"])
-    membership = Membership(**entry["membership"])
+def token_entry_encode(api_key: ApiKey, expires_at: datetime) -> bytes:
+    user = api_key.membership.user
+    return orjson.dumps(
+        {
+            "api_key": _values(api_key, _API_KEY_FIELDS),
+            "organization": _values(api_key.organization, _ORGANIZATION_FIELDS),
+            "membership": _values(api_key.membership, _MEMBERSHIP_FIELDS),
+            "user": {"id": user.pk, "username": user.get_username(), "is_active": user.is_active},
+            "expires_at": int(expires_at.timestamp() * 1_000_000),
+        }
+    )
+
+
+_memo_lock = threading.Lock()
+_memo: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+
+
+def token_entry_decode(entry: bytes) -> VerifiedToken:
+    """The entry as model instances (unsaved snapshots), from this worker's memo when it
+    decoded the same bytes before."""
+    with _memo_lock:
+        known = _memo.get(entry)
+        if known is not None:
+            _memo.move_to_end(entry)
+            return known
+    data = orjson.loads(entry)
+    organization = Organization(**data["organization"])
+    user = get_user_model()(**data["user"])
+    membership = Membership(**data["membership"])
     membership.organization = organization
     membership.user = user
-    api_key = ApiKey(**entry["api_key"])
+    api_key = ApiKey(**data["api_key"])
     api_key.organization = organization
     api_key.membership = membership
-    return api_key, entry["expires_at"]
+    expires_at = datetime.fromtimestamp(data["expires_at"] / 1_000_000, tz=UTC)
+    verified = VerifiedToken(api_key, expires_at)
+    with _memo_lock:
+        _memo[entry] = verified
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return verified
 
 
-def token_cache_set(token_digest: str, api_key: ApiKey, expires_at: datetime) -> None:
+def token_entry_put(token_digest: str, api_key: ApiKey, expires_at: datetime) -> Put | None:
+    """The write that caches a verified token, to send with the request's other
+    operations; None when the token expires too soon to be worth caching."""
     seconds = min(
         settings.CDP_TOKEN_CACHE_SECONDS, int((expires_at - timezone.now()).total_seconds())
     )
     if seconds <= 0:
-        return
-    user = api_key.membership.user
-    entry = {
-        "api_key": _values(api_key, _API_KEY_FIELDS),
-        "organization": _values(api_key.organization, _ORGANIZATION_FIELDS),
-        "membership": _values(api_key.membership, _MEMBERSHIP_FIELDS),
-        "user": {"id": user.pk, "username": user.get_username(), "is_active": user.is_active},
-        "expires_at": expires_at,
-    }
-    cache.set(_key(token_digest), entry, timeout=seconds)
+        return None
+    return Put(token_key(token_digest), token_entry_encode(api_key, expires_at), seconds)
+
+
+def token_cache_get(token_digest: str) -> VerifiedToken | None:
+    (entry,), _counts = shared_store().exchange(gets=[token_key(token_digest)])
+    return token_entry_decode(entry) if entry is not None else None
+
+
+def token_cache_set(token_digest: str, api_key: ApiKey, expires_at: datetime) -> None:
+    put = token_entry_put(token_digest, api_key, expires_at)
+    if put is not None:
+        shared_store().exchange(puts=[put])
 
 
 def token_cache_forget(digests: list[str]) -> None:
-    if digests:
-        cache.delete_many([_key(d) for d in digests])
+    shared_store().delete([token_key(d) for d in digests])
 
 
 def _forget_token(sender: type, instance: AuthToken, **kwargs: Any) -> None:

@@ -8,33 +8,35 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from cdp import services
-from cdp.errors import Unauthorized
-from cdp.models import ApiKey
+from cdp.gate import Admission, api_request_admit
+from ingestion.rate_limits import SCOPE, SCOPE_LABEL, api_key_windows
 
 
 class TokenApiKeyAuthentication(BaseAuthentication):
-    """Resolves the API key (and through it the organization) once per request.
+    """Checks 1–4 in one round trip to the shared store (cdp/gate.py): the token, its API
+    key, and the key's rate-limit windows, so this class also answers 429.
 
-    `request.auth` is the ApiKey; every later step takes its organization as an argument.
-    Django normalises header names, so `token`/`api_key` sent in any case are found.
+    `request.auth` is the Admission (the API key, through it the organization, and the
+    organization's schema version); every later step takes the organization as an
+    argument. Django normalises header names, so `token`/`api_key` in any case are found.
     """
 
-    def authenticate(self, request: Request) -> tuple[Any, ApiKey]:
-        raw_token = request.META.get("HTTP_TOKEN", "").strip()
-        raw_api_key = request.META.get("HTTP_API_KEY", "").strip()
-        if not raw_token or not raw_api_key:
-            raise Unauthorized("TOKEN and API_KEY headers are required")
-        try:
-            api_key = services.token_verify(raw_token=raw_token, raw_api_key=raw_api_key)
-        except services.TokenInvalid:
-            raise Unauthorized("Invalid token or API key") from None
-        except services.TokenExpired:
-            raise Unauthorized("Token has expired") from None
-        return api_key.membership.user, api_key
+    def authenticate(self, request: Request) -> tuple[Any, Admission]:
+        admission = request_admit(request.META)
+        return admission.api_key.membership.user, admission
 
     def authenticate_header(self, request: Request) -> str:
         return "TOKEN"
+
+
+def request_admit(meta: dict[str, Any]) -> Admission:
+    return api_request_admit(
+        raw_token=meta.get("HTTP_TOKEN", "").strip(),
+        raw_api_key=meta.get("HTTP_API_KEY", "").strip(),
+        scope=SCOPE,
+        windows=api_key_windows(),
+        scope_label=SCOPE_LABEL,
+    )
 
 
 class TokenApiKeyScheme(OpenApiAuthenticationExtension):

@@ -1,8 +1,8 @@
 """Ingestion callbacks: the outbox row an ingest request writes, and its delivery.
 
-Writing: the pipeline calls `callback_enqueue` inside the ingest transaction, so the
-callback exists exactly when the records it reports do (one INSERT, whatever the number
-of entries; nothing when the organization's callback is off).
+Writing: the request's plan holds the callback row (ingestion/plan.py), written in the
+ingest transaction with the records it reports (nothing when the organization's callback
+is off).
 
 Delivering (`manage.py deliver_callbacks`): `callbacks_deliver_due` claims due rows with
 `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer and no row locks,
@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import json
 import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cdp.callback_settings import CallbackTarget, CallbackUrlRefused, callback_target_resolve
-from cdp.models import ApiKey, Organization
+from cdp.models import Organization
 from ingestion.models import CallbackDelivery, CallbackStatus
 
 USER_AGENT = "cdp-callbacks/1.0"
@@ -51,26 +50,8 @@ CALLBACKS_OFF = "callbacks are turned off for this organization; not sent"
 
 
 # ---------------------------------------------------------------------------------------
-# The payload and its signature (the wire format partners verify, docs/callbacks.md).
-
-
-def callback_payload(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """`{"data": {"<refId>": {"status": 200, "cdpId"} | {"status": 101, "errorMessage"}}}`
-    from an ingest response's `results`.
-
-    An entry without a key cannot be named by refId and is left out (the ingestion log
-    has it); a key sent twice in one request reports its last result, the record's state.
-    """
-    data: dict[str, dict[str, Any]] = {}
-    for result in results:
-        ref_id = result.get("refId")
-        if ref_id is None:
-            continue
-        if result["status"] == 200:
-            data[str(ref_id)] = {"status": 200, "cdpId": result["cdpId"]}
-        else:
-            data[str(ref_id)] = {"status": result["status"], "errorMessage": result["errorMessage"]}
-    return {"data": data}
+# The signature (the wire format partners verify, docs/callbacks.md). The payload is
+# decided with the request's plan (ingestion/plan.py) and written in its transaction.
 
 
 def callback_checksum(*, secret: str, timestamp: str, body: bytes) -> str:
@@ -94,38 +75,6 @@ def callback_headers(
     if api_key_prefix:
         headers["ApiKey"] = api_key_prefix
     return headers
-
-
-# ---------------------------------------------------------------------------------------
-# Writing the outbox row.
-
-
-def callback_enqueue(
-    *,
-    organization: Organization,
-    api_key: ApiKey | None,
-    request_id: str,
-    results: list[dict[str, Any]],
-    now: datetime | None = None,
-) -> CallbackDelivery | None:
-    """Write the callback of one ingest request, when the organization's callback is on
-    and the request stored or rejected an entry with a key. Call it inside the request's
-    transaction. One INSERT, or no query at all."""
-    if not organization.callback_enabled:
-        return None
-    payload = callback_payload(results)
-    if not payload["data"]:
-        return None
-    now = now or timezone.now()
-    return CallbackDelivery.objects.create(
-        organization=organization,
-        request_id=request_id,
-        api_key_prefix=api_key.prefix if api_key is not None else "",
-        body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-        entries=len(payload["data"]),
-        next_attempt_at=now,
-        created_at=now,
-    )
 
 
 def callback_delivery_retry(

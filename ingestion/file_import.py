@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import orjson
-from django.conf import settings
 
 from cdp.errors import ApiError
 from cdp.models import Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, FieldType
 from cdp.selectors import LoadedModel, organization_models
 from ingestion.payload import holds_unstorable_text
-from ingestion.pipeline import ingest_data
+from ingestion.pipeline import IngestLimits, ingest
 from journeys.configs import config_resolve
 
 FileFormat = Literal["json", "ndjson", "csv"]
@@ -52,7 +51,10 @@ EXTENSIONS: dict[str, FileFormat] = {
     ".jsonl": "ndjson",
     ".csv": "csv",
 }
-BATCH_SIZE = 50
+# Entries per transaction: large, so that the database does bulk work; no cap on the
+# events of a batch (the API's cap is for one client request).
+BATCH_SIZE = 2000
+IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None, exclusive=True)
 _CHUNK_CHARS = 1 << 16
 _DELIMITERS = frozenset(" \t\r\n,]}")
 _JSON_LIST_TYPES = (FieldType.LIST, FieldType.OBJECT_LIST)
@@ -307,14 +309,14 @@ def _settings_check(
     """Refuse, before reading the file, what would refuse every batch."""
     models = organization_models(organization=organization)
     if object_type == CUSTOM_MODEL_OBJECT_TYPE:
-        model_ids = {m.pk for m in models.custom.values()}
+        by_id = {m.pk: m for m in models.custom.values()}
     elif object_type in models.system:
-        model_ids = {models.system[object_type].pk}
+        by_id = {models.system[object_type].pk: models.system[object_type]}
     else:
         raise ImportRefused(f"Unknown objectType: {object_type}")
     try:
         config_resolve(
-            organization=organization, config_id=je_config_id, event_key=None, model_ids=model_ids
+            organization=organization, config_id=je_config_id, event_key=None, models=by_id
         )
     except ApiError as error:
         raise ImportRefused(error.message) from None
@@ -346,7 +348,7 @@ def records_import(
     """
     _settings_check(organization=organization, object_type=object_type, je_config_id=je_config_id)
     stats = ImportStats(total=records_count(path, file_format))
-    size = min(BATCH_SIZE, settings.CDP_INGEST_MAX_ENTRIES)
+    size = BATCH_SIZE
     records = records_read(path, file_format, organization=organization, object_type=object_type)
     for batch in _batches(records, size):
         sendable: list[FileRecord] = []
@@ -393,16 +395,17 @@ def _batch_ingest(
     stats: ImportStats,
     on_reject: Callable[[Reject], None],
 ) -> None:
-    try:
-        response = ingest_data(
-            organization=organization,
-            api_key=None,
-            data=data,
-            init_data=init_data,
-            request_id=uuid.uuid4().hex,
-        )
-    except ApiError as error:
+    response = ingest(
+        organization=organization,
+        api_key=None,
+        request_id=uuid.uuid4().hex,
+        data=data,
+        init_data=init_data,
+        limits=IMPORT_LIMITS,
+    )
+    if response.error is not None:
         # A refusal of this batch only (a User Event of another model than its entries').
+        error = response.error
         for record in records:
             on_reject(Reject(record.line, record.entry, f"{error.error_code}: {error.message}"))
         stats.failed += len(records)

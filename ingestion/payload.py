@@ -28,20 +28,24 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Body is larger than the limit of {limit} bytes")
 
 
-def body_read(request: HttpRequest) -> bytes:
+def body_read(source: bytes | HttpRequest) -> bytes:
     """The raw body, refused (413) before it is parsed when it is over the limit.
 
-    The declared Content-Length is checked before anything is read; the stream is then
-    read to at most limit + 1 bytes, so a lying or absent length cannot get past it.
+    From an HTTP request, the declared Content-Length is checked before anything is read;
+    the stream is then read to at most limit + 1 bytes, so a lying or absent length
+    cannot get past it. Bytes (the Console's test form) are checked as they are.
     """
     limit = settings.CDP_INGEST_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise _too_large(limit)
-    body = request.read(limit + 1)
+    if isinstance(source, bytes):
+        body = source
+    else:
+        try:
+            declared = int(source.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise _too_large(limit)
+        body = source.read(limit + 1)
     if len(body) > limit:
         raise _too_large(limit)
     return body
@@ -140,13 +144,16 @@ _FIELD_CHECKS = (
 )
 
 
-def payload_check(data: dict[str, Any], *, init_data: bool) -> IngestPayload:
+def payload_check(
+    data: dict[str, Any], *, init_data: bool, max_entries: int | None
+) -> IngestPayload:
+    """Checks 8 and 9; `max_entries` None takes any number (imports batch for themselves)."""
     bad = [name for name, is_valid in _FIELD_CHECKS if not is_valid(data.get(name))]
     if bad:
         raise InvalidValue(bad)
     entries = data["entries"]
-    limit = settings.CDP_INGEST_MAX_ENTRIES
-    if len(entries) > limit:
+    limit = max_entries
+    if limit is not None and len(entries) > limit:
         raise EntriesLimitExceeded(
             f"Too many entries: {len(entries)}; the limit is {limit} per request"
         )

@@ -1,276 +1,255 @@
-"""The ingest request, top to bottom (DESIGN §6):
+"""The ingest request, top to bottom, behind one door (`ingest`):
 
-authenticate → limit (both done by the view's DRF classes) → read and parse → resolve
-models and the User Event → validate entries → upsert → generate events → queue the
-callback → log → respond.
+read and parse the body (checks 5–7) → check the payload (8–9) → resolve the models
+(10), the User Event (11–12) and `ignoredUpdateCfs` (13) from the worker's copy of the
+organization's schema → validate every entry with its model's compiled checks → in one
+transaction: the locked read, the plan (ingestion/plan.py: every decision), the write
+(ingestion/writer.py) → log line → answer.
 
-Each step is a call into the module that owns it; each step's output is the next one's
-input. The organization comes from the authenticated API key, once.
+The HTTP endpoint (after the gate's checks 1–4), the Console's test form (after its own
+access check and the key's rate limits) and `import_records` (parsed entries, its own
+batch size) all come through `ingest`; every outcome is logged once, here.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from django.db import transaction
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cdp.errors import ApiError, InvalidEntries, InvalidObjectType, InvalidValue, error_body
+from cdp.errors import ApiError, InvalidObjectType, InvalidValue, error_body
+from cdp.identifiers import cdp_id_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
-from cdp.selectors import LoadedModel, custom_models_load, system_model_load
-from ingestion.callbacks import callback_enqueue
-from ingestion.log import ingestion_request_log
+from cdp.selectors import LoadedModel, OrganizationModels, organization_models
+from ingestion.log import ingest_log_line
 from ingestion.payload import IngestPayload, body_parse, body_read, init_data_parse, payload_check
-from ingestion.upsert import CREATED, UNCHANGED, UPDATED, StoredEntry, records_upsert
+from ingestion.plan import Caller, IngestPlan, Snapshot, plan_build, refusal_log_row
 from ingestion.validation import RejectedEntry, ValidEntry, entry_validate
-from journeys.configs import config_resolve
-from journeys.generation import EventsOutcome, events_generate
-from journeys.models import JourneyEventConfig
-from journeys.user_events import user_events_store
+from ingestion.writer import ReadRequest, log_row_create, writer
+from journeys.configs import UserEventRules, config_resolve
+from journeys.user_events import user_event_lookups
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one call may hold: the API's limits, or an import's."""
+
+    max_entries: int | None  # check 9; None: any number
+    events_cap: int | None  # events per request; None: no cap
+    exclusive: bool = False  # lock whole models instead of keys (imports: thousands of keys)
+
+
+def api_limits() -> IngestLimits:
+    return IngestLimits(settings.CDP_INGEST_MAX_ENTRIES, settings.CDP_MAX_EVENTS_PER_REQUEST)
 
 
 @dataclass(frozen=True)
 class IngestResponse:
     status: int
-    body: dict[str, Any]
+    content: bytes  # the JSON body
+    error: ApiError | None = None  # checks 5–13 refused the request; nothing was stored
+    plan: IngestPlan | None = None
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        return orjson.loads(self.content)
 
 
 @dataclass(frozen=True)
-class _Models:
+class _RequestModels:
     system_model: LoadedModel | None
-    custom_models: dict[str, LoadedModel]
+    custom_models: dict[str, LoadedModel]  # by momCode: those the entries name
 
-    @property
-    def all(self) -> list[LoadedModel]:
-        return [self.system_model] if self.system_model else list(self.custom_models.values())
+    def by_id(self) -> dict[int, LoadedModel]:
+        models = [self.system_model] if self.system_model else self.custom_models.values()
+        return {m.pk: m for m in models}
 
 
-def _models_load(organization: Organization, payload: IngestPayload) -> _Models:
+def _models_resolve(models: OrganizationModels, payload: IngestPayload) -> _RequestModels:
+    """Check 10."""
     if payload.object_type == CUSTOM_MODEL_OBJECT_TYPE:
-        codes = {
-            e["momCode"].strip()
-            for e in payload.entries
-            if isinstance(e, dict) and isinstance(e.get("momCode"), str)
-        }
-        return _Models(None, custom_models_load(organization=organization, mom_codes=codes))
-    system_model = system_model_load(organization=organization, object_type=payload.object_type)
+        custom = models.custom
+        named = {}
+        for entry in payload.entries:
+            if isinstance(entry, dict):
+                code = entry.get("momCode")
+                if isinstance(code, str) and (code := code.strip()) in custom:
+                    named[code] = custom[code]
+        return _RequestModels(None, named)
+    system_model = models.system.get(payload.object_type)
     if system_model is None:
         raise InvalidObjectType(f"Unknown objectType: {payload.object_type}")
-    return _Models(system_model, {})
+    return _RequestModels(system_model, {})
 
 
-def _ignored_fields_check(payload: IngestPayload, models: _Models) -> list[str]:
+def _ignored_fields_check(payload: IngestPayload, models: Mapping[int, LoadedModel]) -> list[str]:
     """Check 13; returns the warnings for models that do not support the list."""
     if not payload.ignored_update_cfs:
         return []
-    custom_names = {f.name for m in models.all for f in m.schema.custom_fields}
+    custom_names = {f.name for m in models.values() for f in m.schema.custom_fields}
     if any(name not in custom_names for name in payload.ignored_update_cfs):
         raise InvalidValue(["ignoredUpdateCfs"])
     return [
         f"ignoredUpdateCfs is ignored for {m.data_model}: the model does not support it"
-        for m in models.all
+        for m in models.values()
         if not m.schema.supports_ignored_update_cfs
     ]
 
 
-def _result(item: StoredEntry | RejectedEntry, event_ids: dict[int, str]) -> dict[str, Any]:
-    if isinstance(item, RejectedEntry):
-        return {"index": item.index, "refId": item.key, "status": 101, "errorMessage": item.message}
-    result = {
-        "index": item.index,
-        "refId": item.entry.key,
-        "status": 200,
-        "action": item.action,
-        "cdpId": item.cdp_id,
-    }
-    if item.index in event_ids:
-        result["eventId"] = event_ids[item.index]
-    return result
-
-
-def _response_body(
-    payload: IngestPayload,
-    stored: list[StoredEntry],
-    rejected: list[RejectedEntry],
-    events: EventsOutcome,
-    warnings: list[str],
-) -> dict[str, Any]:
-    items = sorted(
-        [*stored, *rejected],
-        key=lambda item: item.index,
-    )
-    actions = [s.action for s in stored]
-    return {
-        "objectType": payload.object_type,
-        "initData": payload.init_data,
-        "total": len(payload.entries),
-        "created": actions.count(CREATED),
-        "updated": actions.count(UPDATED),
-        "unchanged": actions.count(UNCHANGED),
-        "failed": len(rejected),
-        "events": {
-            "generated": events.generated,
-            "suppressed": events.suppressed,
-            "dropped": events.dropped,
-        },
-        "results": [_result(item, events.event_ids) for item in items],
-        "warnings": [*warnings, *events.warnings],
-    }
-
-
-def _outcome(request_id: str, payload: IngestPayload, body: dict[str, Any]) -> IngestResponse:
-    failed, total = body["failed"], body["total"]
-    if failed == 0:
-        return IngestResponse(200, {"success": True, "requestId": request_id, **body})
-    error_class = InvalidEntries(f"{failed} of {total} entries rejected")
-    status = 400 if failed == total else 200
-    return IngestResponse(status, {**error_body(error_class, request_id), **body})
-
-
-def _store(
-    organization: Organization,
+def _read_request(
+    organization_id: int,
     payload: IngestPayload,
     valid: list[ValidEntry],
-    config: JourneyEventConfig | None,
-    request_id: str,
-) -> tuple[list[StoredEntry], EventsOutcome]:
-    now = timezone.now()
-    if payload.object_type == USER_EVENT_OBJECT_TYPE:
-        stored = user_events_store(
-            organization=organization, entries=valid, request_id=request_id, now=now
-        )
-    else:
-        stored = records_upsert(
-            organization=organization,
-            entries=valid,
-            ignored_fields=frozenset(payload.ignored_update_cfs),
-            source=payload.source,
-            now=now,
-        )
-    events = events_generate(
-        organization=organization,
-        config=config,
-        stored=stored,
-        init_data=payload.init_data,
-        request_id=request_id,
-        now=now,
-    )
-    return stored, events
-
-
-def ingest(*, api_key: ApiKey, request: HttpRequest, request_id: str) -> IngestResponse:
-    """Run one authenticated, rate-limited HTTP ingest request; every outcome is logged.
-
-    Reads the body under its size limit and parses it (checks 5–7), then `ingest_data`.
-    Raises ApiError for checks 5–13 (after logging it).
-    """
-    started = time.perf_counter()
-    try:
-        data = body_parse(body_read(request), request.content_type or "")
-        init_data = init_data_parse(request.GET.get("initData"))
-    except ApiError as error:
-        _log_refusal(api_key.organization, api_key, request_id, None, None, error, started)
-        raise
-    return ingest_data(
-        organization=api_key.organization,
-        api_key=api_key,
-        data=data,
-        init_data=init_data,
-        request_id=request_id,
-        started=started,
+    rules: UserEventRules | None,
+    limits: IngestLimits,
+) -> ReadRequest:
+    pairs = sorted({(e.model.pk, e.key) for e in valid})
+    fires_once = rules is not None and rules.fires_once and not payload.init_data
+    is_user_event = payload.object_type == USER_EVENT_OBJECT_TYPE
+    return ReadRequest(
+        organization_id=organization_id,
+        pairs=pairs,
+        read_records=not is_user_event,
+        exclusive_models=sorted({m for m, _ in pairs}) if limits.exclusive else (),
+        fired_config_id=rules.config.pk if fires_once and rules is not None else None,
+        fired_keys=[k for m, k in pairs if rules is not None and m == rules.model.pk]
+        if fires_once
+        else (),
+        user_event_lookups=sorted(user_event_lookups(e.patch for e in valid))
+        if is_user_event
+        else (),
     )
 
 
-def ingest_data(
+def ingest(
     *,
     organization: Organization,
     api_key: ApiKey | None,
-    data: dict[str, Any],
-    init_data: bool,
     request_id: str,
-    started: float | None = None,
+    body: bytes | HttpRequest | None = None,
+    content_type: str = "application/json",
+    data: dict[str, Any] | None = None,
+    init_data: str | bool | None = None,
+    schema_version: bytes | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestResponse:
-    """Ingest a parsed body (checks 8–14, then store, generate events, log, respond).
+    """Run one ingest request of `organization`, sent with `api_key` (None for operator
+    imports), from the raw `body` (an HTTP request or bytes) or from parsed `data`.
 
-    The HTTP endpoint, the Console's test form and `import_records` all come through
-    here. `api_key` is None for operator imports. Raises ApiError for checks 8–13, after
-    logging it; answers 200, or 400 INVALID_ENTRIES with the full body when every entry
-    was rejected.
+    `init_data` is the raw query value (or a bool, for imports). Checks 5–13 answer a
+    refusal (`IngestResponse.error`), logged and storing nothing; otherwise the plan is
+    written in one transaction, answering 200, or 400 INVALID_ENTRIES with the full body
+    when every entry was rejected.
     """
-    started = time.perf_counter() if started is None else started
+    started = time.perf_counter()
+    limits = limits or api_limits()
+    caller = Caller(
+        organization_id=organization.pk,
+        callback_enabled=organization.callback_enabled,
+        api_key_id=api_key.pk if api_key is not None else None,
+        api_key_prefix=api_key.prefix if api_key is not None else "",
+    )
     payload: IngestPayload | None = None
-    config: JourneyEventConfig | None = None
+    rules: UserEventRules | None = None
     try:
-        payload = payload_check(data, init_data=init_data)
-        models = _models_load(organization, payload)
-        config = config_resolve(
+        if data is None:
+            assert body is not None
+            data = body_parse(body_read(body), content_type)
+        init = init_data if isinstance(init_data, bool) else init_data_parse(init_data)
+        payload = payload_check(data, init_data=init, max_entries=limits.max_entries)
+        request_models = _models_resolve(
+            organization_models(organization=organization, version=schema_version), payload
+        )
+        by_id = request_models.by_id()
+        rules = config_resolve(
             organization=organization,
             config_id=payload.je_config_id,
             event_key=payload.je_event_key,
-            model_ids={m.pk for m in models.all},
+            models=by_id,
+            version=schema_version,
         )
-        warnings = _ignored_fields_check(payload, models)
+        warnings = _ignored_fields_check(payload, by_id)
     except ApiError as error:
-        _log_refusal(organization, api_key, request_id, payload, config, error, started)
-        raise
+        return _refuse(organization, api_key, caller, request_id, payload, rules, error, started)
 
-    checked = [
-        entry_validate(
+    valid: list[ValidEntry] = []
+    rejected: list[RejectedEntry] = []
+    object_type, system_model = payload.object_type, request_models.system_model
+    custom_models = request_models.custom_models
+    for index, entry in enumerate(payload.entries):
+        checked = entry_validate(
             entry,
             index=index,
-            object_type=payload.object_type,
-            system_model=models.system_model,
-            custom_models=models.custom_models,
+            object_type=object_type,
+            system_model=system_model,
+            custom_models=custom_models,
         )
-        for index, entry in enumerate(payload.entries)
-    ]
-    valid = [c for c in checked if isinstance(c, ValidEntry)]
-    rejected = [c for c in checked if isinstance(c, RejectedEntry)]
+        (valid if type(checked) is ValidEntry else rejected).append(checked)  # type: ignore[arg-type]
+
+    store = writer()
+    read = _read_request(organization.pk, payload, valid, rules, limits)
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        stored, events = _store(organization, payload, valid, config, request_id)
-        response = _outcome(
-            request_id, payload, _response_body(payload, stored, rejected, events, warnings)
-        )
-        # In the same transaction: the partner hears of exactly what was committed.
-        callback_enqueue(
-            organization=organization,
-            api_key=api_key,
-            request_id=request_id,
-            results=response.body["results"],
-        )
-        ingestion_request_log(
-            organization=organization,
-            api_key=api_key,
+        now = timezone.now()
+        snapshot = store.read(read) if read.pairs else Snapshot()
+        plan = plan_build(
+            caller=caller,
             request_id=request_id,
             payload=payload,
-            config=config,
-            status=response.status,
-            body=response.body,
-            started=started,
+            valid=valid,
+            rejected=rejected,
+            rules=rules,
+            warnings=warnings,
+            snapshot=snapshot,
+            events_cap=limits.events_cap,
+            now=now,
+            new_cdp_id=cdp_id_generate,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
         )
-    return response
-
-
-def _log_refusal(
-    organization: Organization,
-    api_key: ApiKey | None,
-    request_id: str,
-    payload: IngestPayload | None,
-    config: JourneyEventConfig | None,
-    error: ApiError,
-    started: float,
-) -> None:
-    ingestion_request_log(
+        store.write(plan, commit=outermost)
+    ingest_log_line(
         organization=organization,
         api_key=api_key,
         request_id=request_id,
-        payload=payload,
-        config=config,
-        status=error.status,
-        body=error_body(error, request_id),
-        started=started,
+        log=plan.log,
+        duration_ms=(time.perf_counter() - started) * 1000,
     )
+    return IngestResponse(plan.status, plan.content, plan=plan)
+
+
+def _refuse(
+    organization: Organization,
+    api_key: ApiKey | None,
+    caller: Caller,
+    request_id: str,
+    payload: IngestPayload | None,
+    rules: UserEventRules | None,
+    error: ApiError,
+    started: float,
+) -> IngestResponse:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log = refusal_log_row(
+        caller=caller,
+        payload=payload,
+        config_id=rules.config.pk if rules is not None else None,
+        error=error,
+        elapsed_ms=elapsed_ms,
+    )
+    log_row_create(organization.pk, request_id, timezone.now(), log)
+    ingest_log_line(
+        organization=organization,
+        api_key=api_key,
+        request_id=request_id,
+        log=log,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+    return IngestResponse(error.status, orjson.dumps(error_body(error, request_id)), error=error)

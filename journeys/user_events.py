@@ -3,24 +3,20 @@
 Re-sending an event does not duplicate it: `Created` events are unique per (source,
 sourceId, eventName), `Changed` events per (source, sourceId, eventName, eventAt). A
 re-sent event is answered `unchanged` with the stored event's id; the first one sent
-is kept as it was.
+is kept as it was. Decided here from what the locked read found; no query of its own.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Q
+from journeys.changes import CREATED, UNCHANGED
+from journeys.events import EventRow
+from journeys.models import Trigger, event_id_generate
 
-from cdp.models import Organization
-from journeys.models import Trigger, UserEvent, event_id_generate
-
-if TYPE_CHECKING:
-    from ingestion.upsert import StoredEntry
-    from ingestion.validation import ValidEntry
-
-# Wire field → UserEvent attribute; every other field goes into `properties`.
+# Wire field → EventRow attribute; every other field goes into `properties`.
 _COLUMNS = {
     "source": "source",
     "sourceId": "source_id",
@@ -41,16 +37,39 @@ _COLUMNS = {
 }
 _EVENT_AT = "eventAt"
 
+# (condition, source, sourceId, eventName, eventAt or None): two events with the same
+# key are the same event.
+DedupKey = tuple[str, str, str, str, int | None]
 
-def _dedup_key(event: UserEvent) -> tuple:
-    at = event.event_at if event.condition == Trigger.CHANGED else None
-    return (event.condition, event.source, event.source_id, event.event_name, at)
+
+@dataclass(frozen=True)
+class StoredUserEvent:
+    """An ingested event as stored: `created` now, or `unchanged` (already stored)."""
+
+    index: int
+    action: str
+    event_id: str
 
 
-def _event_from_entry(
-    organization: Organization, entry: ValidEntry, request_id: str, now: datetime
-) -> UserEvent:
-    patch = entry.patch
+def dedup_key(condition: str, source: str, source_id: str, event_name: str, at: int) -> DedupKey:
+    return (condition, source, source_id, event_name, at if condition == Trigger.CHANGED else None)
+
+
+def user_event_lookups(patches: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """The (source, sourceId, eventName) of every entry: what the locked read must find."""
+    return {(p["source"], p["sourceId"], p["eventName"]) for p in patches}
+
+
+def known_user_events(rows: Iterable[tuple[str, str, str, str, str, int]]) -> dict[DedupKey, str]:
+    """Stored ingested events — (event_id, condition, source, source_id, event_name,
+    event_at_ms) — by dedup key; the first of several keeps the key."""
+    known: dict[DedupKey, str] = {}
+    for event_id, condition, source, source_id, event_name, at in rows:
+        known.setdefault(dedup_key(condition, source, source_id, event_name, at), event_id)
+    return known
+
+
+def _event_row(patch: Mapping[str, Any]) -> EventRow:
     columns: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for name, value in patch.items():
@@ -61,71 +80,29 @@ def _event_from_entry(
         else:
             properties[name] = value
     columns["condition"] = columns.get("condition") or Trigger.CREATED
-    return UserEvent(
-        organization=organization,
+    return EventRow(
         event_id=event_id_generate(),
-        event_at=datetime.fromtimestamp(patch[_EVENT_AT] / 1000, tz=UTC),
+        event_at_ms=patch[_EVENT_AT],
         properties=properties,
-        request_id=request_id,
-        created_at=now,
         **columns,
     )
 
 
-def _existing(organization: Organization, events: list[UserEvent]) -> dict[tuple, str]:
-    lookup = Q()
-    for event in events:
-        lookup |= Q(source=event.source, source_id=event.source_id, event_name=event.event_name)
-    rows = UserEvent.objects.filter(lookup, organization=organization, config__isnull=True)
-    found: dict[tuple, str] = {}
-    for row in rows.only("event_id", "condition", "source", "source_id", "event_name", "event_at"):
-        found.setdefault(_dedup_key(row), row.event_id)
-    return found
-
-
-def user_events_store(
-    *,
-    organization: Organization,
-    entries: list[ValidEntry],
-    request_id: str,
-    now: datetime,
-) -> list[StoredEntry]:
-    """Store each entry as a UserEvent unless the same event exists; three queries at most."""
-    from ingestion.upsert import CREATED, UNCHANGED, StoredEntry
-
-    if not entries:
-        return []
-    events = [_event_from_entry(organization, e, request_id, now) for e in entries]
-    known = _existing(organization, events)
-    fresh: list[UserEvent] = []
-    chosen: list[tuple[UserEvent, bool]] = []
-    for event in events:
-        key = _dedup_key(event)
-        if key in known:
-            chosen.append((event, False))
+def user_events_plan(
+    *, entries: Sequence[tuple[int, Mapping[str, Any]]], known: dict[DedupKey, str]
+) -> tuple[list[StoredUserEvent], list[EventRow]]:
+    """Each entry (index, validated patch) as a new event, or as the stored one it
+    repeats; `known` is updated with the events planned here, so an event sent twice in
+    one request is stored once."""
+    stored, rows = [], []
+    for index, patch in entries:
+        row = _event_row(patch)
+        key = dedup_key(row.condition, row.source, row.source_id, row.event_name, row.event_at_ms)
+        existing = known.get(key)
+        if existing is not None:
+            stored.append(StoredUserEvent(index, UNCHANGED, existing))
             continue
-        known[key] = event.event_id
-        fresh.append(event)
-        chosen.append((event, True))
-    if fresh:
-        # In one global order, so two requests storing the same events cannot deadlock.
-        fresh.sort(key=lambda e: (e.source, e.source_id, e.event_name, e.condition))
-        UserEvent.objects.bulk_create(fresh, ignore_conflicts=True)
-        # A concurrent request may have stored the same event between our read and write.
-        inserted = set(
-            UserEvent.objects.filter(
-                organization=organization, event_id__in=[e.event_id for e in fresh]
-            ).values_list("event_id", flat=True)
-        )
-        lost = [e for e in fresh if e.event_id not in inserted]
-        if lost:
-            known.update(_existing(organization, lost))
-    return [
-        StoredEntry(
-            entry,
-            CREATED if is_new and event.event_id == known[_dedup_key(event)] else UNCHANGED,
-            known[_dedup_key(event)],
-            entry.patch,
-        )
-        for entry, (event, is_new) in zip(entries, chosen, strict=True)
-    ]
+        known[key] = row.event_id
+        rows.append(row)
+        stored.append(StoredUserEvent(index, CREATED, row.event_id))
+    return stored, rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -10,6 +12,7 @@ from rest_framework.test import APIClient
 
 from cdp import services
 from cdp.models import ApiKey, DataModel, Membership, Organization
+from cdp.shared_store import store_for
 
 
 @dataclass
@@ -65,6 +68,60 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def shared_redis(settings):
+    """The default cache (and so the shared store) pointed at Redis (database 15), under a
+    key prefix of its own so that concurrent test runs do not share keys; yields a maker
+    of further stores on the same keys, each with its own client (another worker). The
+    keys are deleted after."""
+    if not _redis_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set CI=1 to make this a failure)")
+    prefix = f"cdp-test-{uuid.uuid4().hex}"
+    config = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": prefix,
+    }
+    settings.CACHES = {"default": config}
+    yield lambda: store_for(config)
+    import redis
+
+    raw = redis.Redis.from_url(REDIS_URL)
+    for key in raw.scan_iter(f"{prefix}:*"):
+        raw.delete(key)
+
+
+@pytest.fixture
+def failing_log_write(monkeypatch):
+    """Make the database refuse the log row of every planned request (a status its column
+    refuses), so that the request's one write fails after the records and events in it."""
+    import dataclasses
+
+    from ingestion import pipeline
+
+    real_plan_build = pipeline.plan_build
+
+    def plan_build(**kwargs):
+        plan = real_plan_build(**kwargs)
+        return dataclasses.replace(plan, log=dataclasses.replace(plan.log, status=-1))
+
+    monkeypatch.setattr(pipeline, "plan_build", plan_build)
 
 
 @pytest.fixture

@@ -1,121 +1,323 @@
-"""Constant query count per ingest request (DESIGN §9): the same number of SQL queries for
-1 entry and for 50, whatever the mix of created, updated and rejected entries."""
+"""Constant, pinned query counts per ingest request: the same SQL statements for 1 entry
+and for 50, whatever the mix of created, updated and rejected entries, with User Events
+and callbacks on; on PostgreSQL three round trips in all (BEGIN, the locked read, the
+write with its COMMIT) and one round trip to Redis."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from cdp.callback_settings import callback_settings_set
+from cdp.models import EntityRecord
+from ingestion.models import CallbackDelivery, IngestionRequest
+from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from tests.ingestion.conftest import ingest_for
 
 pytestmark = pytest.mark.django_db
 
-MAX_QUERIES = 15
+POSTGRESQL = connection.vendor == "postgresql"
 
 
-def _queries(api, entries, **kwargs) -> tuple[int, dict]:
+def _statements(api, entries, **body) -> tuple[list[str], dict]:
     with CaptureQueriesContext(connection) as captured:
-        response = api.post(entries, **kwargs)
-    return len(captured), response.json()
+        response = api.post(entries, **body)
+    assert response.status_code in (200, 400), response.content
+    return [q["sql"] for q in captured.captured_queries], response.json()
 
 
-def _mixed_batch(api, mom_codes: list[str] | None = None) -> list[dict]:
-    """50 entries, interleaved: 20 new keys, 20 existing keys with a change, 10 rejected."""
-    codes = mom_codes or [api.tenant.mom_code]
+def _kinds(statements: list[str]) -> list[str]:
+    """Each statement named by what it does, so a failure reads as a list of steps."""
+    names = []
+    for sql in statements:
+        text = " ".join(sql.split()).upper()
+        if text.startswith("SAVEPOINT"):
+            names.append("savepoint")
+        elif text.startswith("RELEASE SAVEPOINT"):
+            names.append("release")
+        elif "PG_ADVISORY_XACT_LOCK" in text:
+            names.append("lock+read")
+        elif text.startswith("WITH RECORDS AS"):
+            names.append("write")
+        elif text.startswith("SELECT") and "CDP_ENTITYRECORD" in text:
+            names.append("read records")
+        elif text.startswith("SELECT") and "JOURNEYS_USEREVENT" in text:
+            names.append("read events")
+        elif text.startswith("INSERT INTO") and "CDP_ENTITYRECORD" in text:
+            names.append("upsert records")
+        elif text.startswith("INSERT INTO") and "JOURNEYS_USEREVENT" in text:
+            names.append("insert events")
+        elif text.startswith("INSERT INTO") and "CALLBACKDELIVERY" in text:
+            names.append("insert callback")
+        elif text.startswith("INSERT INTO") and "INGESTIONREQUEST" in text:
+            names.append("insert log")
+        else:
+            names.append(text[:60])
+    return names
+
+
+def _mixed(api, prefix: str = "") -> list[dict[str, Any]]:
+    """50 entries, interleaved: 20 new keys, 20 existing keys changed, 10 rejected."""
     batch = []
     for i in range(50):
-        code = codes[i % len(codes)]
         kind = i % 5
         if kind in (0, 1):
-            batch.append({"momCode": code, "refId": f"NEW-{i:02}", "customFieldLong01": i})
+            batch.append(api.entry(f"{prefix}NEW-{i:02}", customFieldLong01=100 + i))
         elif kind in (2, 3):
-            batch.append({"momCode": code, "refId": f"OLD-{i:02}", "customField01": "changed"})
+            batch.append(api.entry(f"OLD-{i:02}", customField01=f"changed{prefix}"))
         elif i % 2:
-            batch.append({"momCode": code, "refId": f"BAD-{i:02}", "customFieldLong01": "4.2"})
+            batch.append(api.entry(f"BAD-{i:02}", customFieldLong01="4.2"))
         else:
             batch.append({"refId": f"BAD-{i:02}"})  # no momCode
     return batch
 
 
-def _seed(api, mom_codes: list[str] | None = None) -> None:
-    """The keys the mixed batch updates (and a few more), stored beforehand."""
-    codes = mom_codes or [api.tenant.mom_code]
-    old = [
-        {"momCode": codes[i % len(codes)], "refId": f"OLD-{i:02}", "customField01": "old"}
-        for i in range(50)
-    ]
+def _seed(api) -> None:
+    old = [api.entry(f"OLD-{i:02}", customField01="old", customFieldLong01=1) for i in range(50)]
     assert api.post(old).json()["created"] == 50
 
 
-COUNTS = {"total": 50, "created": 20, "updated": 20, "unchanged": 0, "failed": 10}
+@pytest.fixture
+def callbacks_on(tenant_a):
+    callback_settings_set(
+        organization=tenant_a.organization, url="https://partner.example/cb", enabled=True
+    )
 
 
-def _counts(body: dict) -> dict:
-    return {k: body[k] for k in COUNTS}
+def _config(tenant, trigger: str):
+    return journey_event_config_create(
+        organization=tenant.organization,
+        data_model=tenant.model,
+        trigger=trigger,
+        settings={
+            "eventName": f"membership_{trigger.lower()}",
+            "category": "UserIdentity",
+            "filter": {
+                "conditions": [{"field": "customFieldLong01", "operator": "gte", "value": 50}]
+            },
+            "updateValues": [{"target": "value", "field": "customFieldLong01"}],
+        },
+    )
 
 
-def test_one_entry_and_fifty_mixed_entries_run_the_same_queries(api_a):
+# Inside the test's transaction the request's block is a savepoint; the PostgreSQL
+# statements are the locked read and the write, whatever the request holds.
+EXPECTED = {
+    "postgresql": {
+        "records": ["savepoint", "lock+read", "write", "release"],
+        "created": ["savepoint", "lock+read", "write", "release"],
+        "changed": ["savepoint", "lock+read", "write", "release"],
+        "user-events": ["savepoint", "lock+read", "write", "release"],
+        "rejected": ["savepoint", "write", "release"],
+    },
+    "sqlite": {
+        "records": ["savepoint", "read records", "upsert records", "insert log", "release"],
+        "created": [
+            "savepoint",
+            "read records",
+            "read events",
+            "upsert records",
+            "insert events",
+            "insert callback",
+            "insert log",
+            "release",
+        ],
+        "changed": [
+            "savepoint",
+            "read records",
+            "upsert records",
+            "insert events",
+            "insert callback",
+            "insert log",
+            "release",
+        ],
+        "user-events": [
+            "savepoint",
+            "read events",
+            "insert events",
+            "insert callback",
+            "insert log",
+            "release",
+        ],
+        "rejected": ["savepoint", "insert log", "release"],
+    },
+}[connection.vendor]
+
+
+def test_records_one_and_fifty_mixed_entries_run_the_pinned_statements(api_a, api_b):
     _seed(api_a)
+    _seed(api_b)
 
-    one, one_body = _queries(api_a, [api_a.entry("SOLO", customField01="x")])
-    fifty, fifty_body = _queries(api_a, _mixed_batch(api_a))
+    one, one_body = _statements(api_a, [api_a.entry("SOLO", customField01="x")])
+    fifty, fifty_body = _statements(api_a, _mixed(api_a))
 
     assert (one_body["created"], one_body["failed"]) == (1, 0)
-    assert _counts(fifty_body) == COUNTS
-    assert one == fifty
-    assert fifty <= MAX_QUERIES
+    assert {k: fifty_body[k] for k in ("created", "updated", "unchanged", "failed")} == {
+        "created": 20,
+        "updated": 20,
+        "unchanged": 0,
+        "failed": 10,
+    }
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["records"]
+    # The other organization's rows were not touched.
+    assert set(api_b.records().values_list("data__customField01", flat=True)) == {"old"}
 
 
-def test_query_count_does_not_grow_with_the_number_of_models(api_a):
-    other = api_a.custom_model("Other", ["customField01", "customFieldLong01"])
-    codes = [api_a.tenant.mom_code, other.mom_code]
-    _seed(api_a, codes)
-
-    one, _ = _queries(api_a, [api_a.entry("SOLO", customField01="x")])
-    fifty, body = _queries(api_a, _mixed_batch(api_a, codes))
-
-    assert _counts(body) == COUNTS
-    assert api_a.records(other).count() == 25 + 10  # seeded OLD keys + new keys
-    assert one == fifty <= MAX_QUERIES
-
-
-def test_updates_and_rejections_alone_run_no_more_queries(api_a):
+def test_created_user_event_and_callback_run_the_pinned_statements(
+    api_a, tenant_a, tenant_b, callbacks_on
+):
+    config = _config(tenant_a, "Created")
     _seed(api_a)
-    one_update, _ = _queries(api_a, [api_a.entry("OLD-00", customField01="one")])
-    fifty_updates, body = _queries(
-        api_a, [api_a.entry(f"OLD-{i:02}", customField01="fifty") for i in range(50)]
+    api_a.post([api_a.entry("WARM", customFieldLong01=1)], jeConfigId=config.config_id)
+
+    one, one_body = _statements(
+        api_a, [api_a.entry("SOLO", customFieldLong01=99)], jeConfigId=config.config_id
     )
-    assert body["updated"] == 50
-    assert one_update == fifty_updates <= MAX_QUERIES
+    fifty, fifty_body = _statements(api_a, _mixed(api_a), jeConfigId=config.config_id)
 
-    one_rejected, _ = _queries(api_a, [{"refId": "X"}])
-    fifty_rejected, body = _queries(api_a, [{"refId": f"X-{i}"} for i in range(50)])
-    assert body["failed"] == 50
-    assert one_rejected == fifty_rejected <= MAX_QUERIES
-
-
-def test_query_count_is_constant_with_a_user_event_config(api_a):
-    config = journey_event_config_create(
-        organization=api_a.tenant.organization,
-        data_model=api_a.tenant.model,
-        trigger="Created",
-        settings={"eventName": "membership_created", "category": "UserIdentity"},
-    )
-    _seed(api_a)
-
-    one, one_body = _queries(
-        api_a, [api_a.entry("SOLO", customField01="x")], jeConfigId=config.config_id
-    )
-    fifty, fifty_body = _queries(api_a, _mixed_batch(api_a), jeConfigId=config.config_id)
-
-    assert one_body["events"]["generated"] == 1, one_body
+    assert one_body["events"]["generated"] == 1
     assert fifty_body["events"]["generated"] == fifty_body["created"] == 20
-    assert one == fifty <= MAX_QUERIES
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["created"]
+    assert CallbackDelivery.objects.filter(organization=tenant_a.organization).count() == 4
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 21
+    assert not UserEvent.objects.filter(organization=tenant_b.organization).exists()
 
 
-def test_hot_path_stays_under_the_query_budget(api_a, django_assert_max_num_queries):
+def test_changed_user_event_and_callback_run_the_pinned_statements(api_a, tenant_a, callbacks_on):
+    config = _config(tenant_a, "Changed")
     _seed(api_a)
-    with django_assert_max_num_queries(MAX_QUERIES):
-        response = api_a.post(_mixed_batch(api_a))
-    assert response.status_code == 200
+    api_a.post([api_a.entry("OLD-49", customFieldLong01=2)], jeEventKey=config.event_key)
+
+    one, one_body = _statements(
+        api_a, [api_a.entry("OLD-49", customFieldLong01=77)], jeEventKey=config.event_key
+    )
+    fifty, fifty_body = _statements(
+        api_a,
+        [api_a.entry(f"OLD-{i:02}", customFieldLong01=60 + i) for i in range(40)]
+        + [api_a.entry(f"NEW-{i}") for i in range(5)]
+        + [{"refId": f"BAD-{i}"} for i in range(5)],
+        jeEventKey=config.event_key,
+    )
+
+    assert one_body["events"]["generated"] == 1
+    assert (fifty_body["updated"], fifty_body["created"], fifty_body["failed"]) == (40, 5, 5)
+    assert fifty_body["events"]["generated"] == 40
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["changed"]
+
+
+def _event(source_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "source": "PurchaseOrder",
+        "sourceId": source_id,
+        "channel": "Online",
+        "eventCtg": "Transaction",
+        "eventName": "purchase",
+        "eventAt": 1_700_000_000_000,
+        **fields,
+    }
+
+
+def test_user_event_entries_run_the_pinned_statements(api_a, tenant_a, callbacks_on):
+    api_a.post([_event(f"E-{i}") for i in range(20)], object_type="user-event")
+
+    one, _ = _statements(api_a, [_event("single")], object_type="user-event")
+    fifty, body = _statements(
+        api_a,
+        [_event(f"E-{i}") for i in range(20)]
+        + [_event(f"F-{i}") for i in range(20)]
+        + [_event(f"B-{i}", channel="Email") for i in range(10)],
+        object_type="user-event",
+    )
+
+    assert (body["created"], body["unchanged"], body["failed"]) == (20, 20, 10)
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["user-events"]
+
+
+def test_rejected_entries_alone_write_only_the_log_row(api_a, tenant_a):
+    api_a.post([{"refId": "WARM"}])  # the worker loads the organization's schema
+    one, one_body = _statements(api_a, [{"refId": "X"}])
+    fifty, fifty_body = _statements(api_a, [{"refId": f"X-{i}"} for i in range(50)])
+
+    assert (one_body["errorCode"], fifty_body["failed"]) == ("INVALID_ENTRIES", 50)
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["rejected"]
+    assert not EntityRecord.objects.filter(organization=tenant_a.organization).exists()
+    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 3
+
+
+# --- round trips, outside any test transaction ---------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_takes_three_round_trips_with_the_commit_in_the_write(tenant_a, tenant_b):
+    if not POSTGRESQL:
+        pytest.skip("PostgreSQL only: SQLite has no round trips")
+    api = ingest_for(tenant_a)
+    callback_settings_set(
+        organization=tenant_a.organization, url="https://partner.example/cb", enabled=True
+    )
+    config = _config(tenant_a, "Created")
+    api.post([api.entry("WARM", customFieldLong01=60)], jeConfigId=config.config_id)
+    commands = []
+    # psycopg's own commands (BEGIN before the first statement, COMMIT when one is left
+    # to do): what reaches the server besides the statements.
+    raw = connection.connection
+    real_exec_command = raw._exec_command
+
+    def exec_command(command, *args, **kwargs):
+        commands.append(bytes(command))
+        return real_exec_command(command, *args, **kwargs)
+
+    with CaptureQueriesContext(connection) as captured:
+        raw._exec_command = exec_command
+        try:
+            response = api.post(
+                [api.entry("R-1", customFieldLong01=70), api.entry("WARM", customField01="x")],
+                jeConfigId=config.config_id,
+            )
+        finally:
+            del raw._exec_command
+    body = response.json()
+
+    # Django logs its BEGIN and COMMIT calls; only the statements and one BEGIN travel.
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert _kinds(statements) == ["BEGIN", "lock+read", "write", "COMMIT"]
+    assert statements[2].rstrip().endswith("COMMIT")
+    assert commands == [b"BEGIN"]
+    assert (body["created"], body["updated"], body["events"]["generated"]) == (1, 1, 1)
+    # Committed, with the log row and the callback written in the same statement.
+    assert IngestionRequest.objects.filter(request_id=body["requestId"]).get().created == 1
+    assert json.loads(CallbackDelivery.objects.get(request_id=body["requestId"]).body)["data"]
+    assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
+
+
+def test_one_redis_round_trip_per_request_in_the_steady_state(api_a, shared_redis, monkeypatch):
+    import redis.client
+
+    calls = []
+    real_execute = redis.client.Pipeline.execute
+    real_command = redis.Redis.execute_command
+
+    def execute(self, *args, **kwargs):
+        calls.append("pipeline")
+        return real_execute(self, *args, **kwargs)
+
+    def command(self, *args, **kwargs):
+        if not isinstance(self, redis.client.Pipeline):
+            calls.append(args[0])
+        return real_command(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+
+    api_a.post([api_a.entry("WARM")])  # the worker learns the token, the schema
+    calls.clear()
+    for i in range(3):
+        assert api_a.post([api_a.entry(f"R-{i}")]).json()["created"] == 1
+
+    assert calls == ["pipeline"] * 3

@@ -7,21 +7,19 @@ then means the same one-second window, whatever the machine's speed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from django.core.cache import cache, caches
+from django.core.cache import cache
 
 from cdp import ratelimit, services
 from cdp.models import EntityRecord
-from cdp.redis_cache import RedisCache
+from cdp.shared_store import Counter, RedisStore, shared_store
 from tests.conftest import authenticate
 
 URL = "/dhub-i/api/v1.0/ingest"
-REDIS_URL = "redis://127.0.0.1:6379/15"
 # A whole minute (and so a whole second) starts here; requests are sent 0.2 s into it.
 MINUTE_START = 60 * 20_000_000
 
@@ -256,81 +254,35 @@ def test_counters_live_in_the_django_cache(client, tenant_a, token_a, small_wind
     assert cache.get(counter_key(tenant_a.api_key, 1, clock.now)) == 1
 
 
-def _redis_reachable() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture
-def shared_redis_cache(settings):
-    """The default cache pointed at Redis (database 15), under a key prefix of its own
-    so that concurrent test runs do not share counters; its keys are deleted after."""
-    if not _redis_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set CI=1 to make this a failure)")
-    prefix = f"cdp-test-{uuid.uuid4().hex}"
-    options = {"KEY_PREFIX": prefix}
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "cdp.redis_cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            **options,
-        }
-    }
-    yield lambda: RedisCache(REDIS_URL, dict(options))
-    import redis
-
-    raw = redis.Redis.from_url(REDIS_URL)
-    for key in raw.scan_iter(f"{prefix}:*"):
-        raw.delete(key)
-
-
 def test_separate_redis_clients_share_the_counters(
-    client, tenant_a, token_a, small_windows, clock, shared_redis_cache
+    client, tenant_a, token_a, small_windows, clock, shared_redis
 ):
-    assert isinstance(caches["default"], RedisCache)
-    worker_1, worker_2 = shared_redis_cache(), shared_redis_cache()
-    assert worker_1._cache is not worker_2._cache
+    store = shared_store()
+    assert isinstance(store, RedisStore)
+    worker_1, worker_2 = shared_redis(), shared_redis()
+    assert worker_1.client() is not worker_2.client()
     key = counter_key(tenant_a.api_key, 1, clock.now)
 
     assert send(client, tenant_a, token_a, 2) == [200, 200]
 
     # Both clients, each with its own connection pool, read the server's count.
-    assert worker_1.get(key) == 2
-    assert worker_2.get(key) == 2
+    assert worker_1.get_many([key]) == [b"2"]
+    assert worker_2.get_many([key]) == [b"2"]
     # A request counted by another worker fills the window for this one.
-    assert worker_2.incr(key) == 3
-    assert worker_1.get(key) == 3
+    assert worker_2.exchange(counters=[Counter(key, 2)])[1] == [3]
+    assert worker_1.get_many([key]) == [b"3"]
     assert_rate_limited(post(client, tenant_a, token_a), "3 requests per second")
-    assert worker_1.get(key) == 3  # the refusal was taken back out
+    assert worker_1.get_many([key]) == [b"3"]  # the refusal was taken back out
 
 
 def test_redis_counters_expire_with_their_window(
-    client, tenant_a, token_a, small_windows, clock, shared_redis_cache
+    client, tenant_a, token_a, small_windows, clock, shared_redis
 ):
-    import redis
-
     assert send(client, tenant_a, token_a, 1) == [200]
 
-    raw = redis.Redis.from_url(REDIS_URL)
-    backend = caches["default"]
+    store = shared_store()
+    raw = store.client()
     for seconds in (1, 60):
-        name = backend.make_and_validate_key(counter_key(tenant_a.api_key, seconds, clock.now))
+        name = store.key(counter_key(tenant_a.api_key, seconds, clock.now))
         assert raw.get(name) == b"1"
         assert 0 < raw.ttl(name) <= seconds + 1
-
-
-def test_the_redis_backend_reuses_one_client_per_pool(shared_redis_cache):
-    backend = caches["default"]
-
-    first = backend._cache.get_client("a", write=True)
-
-    assert backend._cache.get_client("b", write=True) is first
-    backend.set("cdp-test-reuse", 41)
-    assert backend.incr("cdp-test-reuse") == 42
-    backend.delete("cdp-test-reuse")

@@ -541,15 +541,12 @@ def test_grouped_and_flat_custom_fields_are_stored_flat(api_a):
 # --- nothing half-written -------------------------------------------------------------------
 
 
-def test_a_failing_log_write_stores_nothing(api_a, monkeypatch):
+def test_a_failing_log_write_stores_nothing(api_a, request):
     api_a.post([api_a.entry("OLD-1", customField01="before")])
     before = api_a.record("OLD-1")
     logged = IngestionRequest.objects.count()
 
-    def failing_log(**kwargs):
-        raise RuntimeError("the log table is gone")
-
-    monkeypatch.setattr("ingestion.pipeline.ingestion_request_log", failing_log)
+    request.getfixturevalue("failing_log_write")
     api_a.client.raise_request_exception = False
     response = api_a.post(
         [api_a.entry("NEW-1", customField01="x"), api_a.entry("OLD-1", customField01="after")]

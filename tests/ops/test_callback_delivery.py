@@ -282,16 +282,16 @@ def test_worker_command_once_sends_what_is_due(client, tenant_a, token_a, callba
 
 def test_an_import_callback_carries_no_api_key_header(tenant_a, callback_server):
     callback_enable(tenant_a, callback_server.url)
-    pipeline.ingest_data(
+    pipeline.ingest(
         organization=tenant_a.organization,
         api_key=None,
+        request_id=uuid.uuid4().hex,
         data={
             "objectType": "custom-model",
             "source": "import",
             "entries": [member(tenant_a, "R-1")],
         },
         init_data=False,
-        request_id=uuid.uuid4().hex,
     )
 
     callbacks_deliver_due(now=clock_start())

@@ -1,10 +1,10 @@
-"""Each worker keeps an organization's models between requests, and drops its copy as soon
-as any model or field of that organization changes."""
+"""Each worker keeps an organization's schema (models, fields, User Events) between
+requests, and drops its copy as soon as any of them changes in that organization."""
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cdp import model_cache, selectors, services
+from cdp import schema_cache, selectors, services
 from tests.conftest import authenticate
 
 INGEST = "/dhub-i/api/v1.0/ingest"
@@ -57,7 +57,7 @@ def test_a_lost_version_token_invalidates_every_copy(tenant_a):
     from django.core.cache import cache
 
     first = selectors.organization_models(organization=tenant_a.organization)
-    cache.delete(f"cdp:models-version:{tenant_a.organization.pk}")
+    cache.delete(schema_cache.schema_version_key(tenant_a.organization.pk))
 
     assert selectors.organization_models(organization=tenant_a.organization) is not first
-    assert model_cache._version(tenant_a.organization.pk)
+    assert schema_cache.schema_version(tenant_a.organization.pk)

@@ -1,0 +1,119 @@
+"""Admission of a Data Ingestion or Read API request (checks 1–4), in one round trip to
+the shared store: the token's cached entry, the rate-limit windows of its API key and
+its organization's schema version travel in one pipeline.
+
+The windows are counted before the token's entry is seen, so each worker remembers which
+key and organization a token belongs to (a token is issued for one key, for good). A
+worker's first request with a token reads the entry first: two round trips, once. When
+the request is then refused (401), its counts are taken back, so only admitted requests
+count, as the contract says.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cdp import keys, services
+from cdp.errors import Unauthorized
+from cdp.models import ApiKey, Organization
+from cdp.ratelimit import Window, rate_limit_refusal, window_counters, window_now
+from cdp.schema_cache import schema_version, schema_version_key
+from cdp.shared_store import Put, shared_store
+from cdp.token_cache import VerifiedToken, token_entry_decode, token_entry_put, token_key
+
+HEADERS_REQUIRED = "TOKEN and API_KEY headers are required"
+INVALID = "Invalid token or API key"
+EXPIRED = "Token has expired"
+
+_KNOWN_SIZE = 8192
+_known_lock = threading.Lock()
+# token digest → (API key id, organization id), learned from verified entries.
+_known: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class Admission:
+    api_key: ApiKey  # with `organization` and `membership.user` attached
+    schema_version: bytes
+
+    @property
+    def organization(self) -> Organization:
+        return self.api_key.organization
+
+
+def _remember(token_digest: str, verified: VerifiedToken) -> tuple[int, int]:
+    ids = (verified.api_key.pk, verified.organization_id)
+    with _known_lock:
+        _known[token_digest] = ids
+        while len(_known) > _KNOWN_SIZE:
+            _known.popitem(last=False)
+    return ids
+
+
+def _known_ids(token_digest: str) -> tuple[int, int] | None:
+    with _known_lock:
+        return _known.get(token_digest)
+
+
+def _verify(token_digest: str, entry: bytes | None) -> tuple[VerifiedToken, Put | None]:
+    """The token from its cached entry, or from the database (with the write that caches
+    it again). Raises TokenInvalid."""
+    if entry is not None:
+        return token_entry_decode(entry), None
+    verified = services.token_lookup(token_digest=token_digest)
+    return verified, token_entry_put(token_digest, verified.api_key, verified.expires_at)
+
+
+def api_request_admit(
+    *,
+    raw_token: str,
+    raw_api_key: str,
+    scope: str,
+    windows: Sequence[Window],
+    scope_label: str,
+) -> Admission:
+    """The request's API key and schema version; raises Unauthorized (checks 1–3) or
+    RateLimited (check 4, with this request not counted)."""
+    if not raw_token or not raw_api_key:
+        raise Unauthorized(HEADERS_REQUIRED)
+    token_digest = keys.digest(raw_token)
+    store = shared_store()
+    verified: VerifiedToken | None = None
+    puts: list[Put] = []
+    ids = _known_ids(token_digest)
+    if ids is None:
+        try:
+            (entry,), _ = store.exchange(gets=[token_key(token_digest)])
+            verified, put = _verify(token_digest, entry)
+        except services.TokenInvalid:
+            raise Unauthorized(INVALID) from None
+        puts += [put] if put else []
+        ids = _remember(token_digest, verified)
+
+    api_key_id, organization_id = ids
+    now = window_now()
+    counters = window_counters(scope=scope, ident=str(api_key_id), windows=windows, now=now)
+    gets = [schema_version_key(organization_id)]
+    if verified is None:
+        gets.append(token_key(token_digest))
+    values, counts = store.exchange(puts=puts, gets=gets, counters=counters)
+
+    try:
+        if verified is None:
+            verified, put = _verify(token_digest, values[1])
+            if put is not None:
+                store.exchange(puts=[put])
+        api_key = services.token_check(verified=verified, raw_api_key=raw_api_key)
+    except (services.TokenInvalid, services.TokenExpired) as refused:
+        store.decrement([c.key for c in counters])
+        message = EXPIRED if isinstance(refused, services.TokenExpired) else INVALID
+        raise Unauthorized(message) from None
+    refusal = rate_limit_refusal(
+        counts=counts, counters=counters, windows=windows, now=now, scope_label=scope_label
+    )
+    if refusal is not None:
+        raise refusal
+    return Admission(api_key, schema_version(organization_id, read=values[0]))

@@ -1,0 +1,183 @@
+"""The state every worker process must agree on: verified tokens, rate-limit counters and
+the organizations' schema versions.
+
+When the cache is Redis (`CACHE_URL`), this speaks to Redis directly, with redis-py, so
+that everything one API request needs from it travels in one pipeline: one round trip
+(`SharedStore.exchange`). Django's cache API has no pipeline, and its Redis backend
+builds a client per call. Any other cache (local memory in development, one process)
+gets the same operations through Django's cache API, one call at a time.
+
+Values are bytes; callers choose the encoding. Keys are used as given (no Django key
+prefix or version), so every worker, whatever its cache settings, names the same keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.signals import setting_changed
+
+REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A counter incremented by one, which expires `ttl` seconds after it was created."""
+
+    key: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Put:
+    key: str
+    value: bytes
+    ttl: int | None  # seconds; None keeps it until it is replaced
+
+
+class SharedStore:
+    """Django's cache: correct for one process (local memory) or any shared backend, one
+    call per operation. `RedisStore` does the same in one round trip."""
+
+    def exchange(
+        self,
+        *,
+        puts: Sequence[Put] = (),
+        gets: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
+    ) -> tuple[list[bytes | None], list[int]]:
+        """Write `puts`, then read `gets` and increment `counters`: the values read and the
+        counts after incrementing, in the order asked."""
+        cache = caches["default"]
+        for put in puts:
+            cache.set(put.key, put.value, timeout=put.ttl)
+        values = [cache.get(key) for key in gets]
+        counts = []
+        for counter in counters:
+            cache.add(counter.key, 0, timeout=counter.ttl)
+            try:
+                counts.append(cache.incr(counter.key))
+            except ValueError:  # evicted between add and incr
+                cache.set(counter.key, 1, timeout=counter.ttl)
+                counts.append(1)
+        return values, counts
+
+    def add(self, key: str, value: bytes) -> bytes:
+        """Store `value` unless the key holds one; return the value the key holds."""
+        cache = caches["default"]
+        cache.add(key, value, timeout=None)
+        held = cache.get(key)
+        return value if held is None else held
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        found = caches["default"].get_many(list(keys))
+        return [found.get(key) for key in keys]
+
+    def decrement(self, keys: Sequence[str]) -> None:
+        cache = caches["default"]
+        for key in keys:
+            with contextlib.suppress(ValueError):  # expired meanwhile: nothing to take back
+                cache.decr(key)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            caches["default"].delete_many(list(keys))
+
+
+class RedisStore(SharedStore):
+    """`prefix` (the cache's KEY_PREFIX) is put before every key, so that deployments or
+    test runs sharing one Redis database keep apart."""
+
+    def __init__(self, url: str, prefix: str = "") -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url)
+        self._prefix = f"{prefix}:" if prefix else ""
+
+    def key(self, key: str) -> str:
+        """The name a key has in Redis."""
+        return self._prefix + key
+
+    def exchange(
+        self,
+        *,
+        puts: Sequence[Put] = (),
+        gets: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
+    ) -> tuple[list[bytes | None], list[int]]:
+        pipeline = self._client.pipeline(transaction=False)
+        name = self.key
+        for put in puts:
+            pipeline.set(name(put.key), put.value, ex=put.ttl)
+        for key in gets:
+            pipeline.get(name(key))
+        for counter in counters:
+            pipeline.incr(name(counter.key))
+            pipeline.expire(name(counter.key), counter.ttl, nx=True)
+        replies = pipeline.execute()
+        values = replies[len(puts) : len(puts) + len(gets)]
+        counts = [int(n) for n in replies[len(puts) + len(gets) :: 2]]
+        return values, counts
+
+    def add(self, key: str, value: bytes) -> bytes:
+        pipeline = self._client.pipeline(transaction=False)
+        pipeline.set(self.key(key), value, nx=True)
+        pipeline.get(self.key(key))
+        return pipeline.execute()[1]
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self._client.mget([self.key(k) for k in keys]) if keys else []
+
+    def decrement(self, keys: Sequence[str]) -> None:
+        if keys:
+            pipeline = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.decr(self.key(key))
+            pipeline.execute()
+
+    def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._client.delete(*[self.key(k) for k in keys])
+
+    def client(self) -> Any:
+        """redis-py's client, for tests and operators' tools."""
+        return self._client
+
+
+_lock = threading.Lock()
+_store: SharedStore | None = None
+
+
+def store_for(config: dict[str, Any]) -> SharedStore:
+    """The store for a cache configuration (Redis when the cache is Redis)."""
+    if config.get("BACKEND") != REDIS_BACKEND:
+        return SharedStore()
+    location = config["LOCATION"]
+    # Django's Redis backend writes to the first of several servers; so does this.
+    url = location[0] if isinstance(location, list | tuple) else location
+    return RedisStore(url, config.get("KEY_PREFIX", ""))
+
+
+def shared_store() -> SharedStore:
+    """The store for the current settings."""
+    global _store
+    if _store is None:
+        with _lock:
+            if _store is None:
+                _store = store_for(settings.CACHES["default"])
+    return _store
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _store
+    if setting == "CACHES":
+        _store = None
+
+
+setting_changed.connect(_reset, dispatch_uid="shared_store_reset")
