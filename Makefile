@@ -8,7 +8,7 @@ DEMO_FILE ?= examples/demo-tenant.json
 
 export DEBUG ?= true
 
-.PHONY: run test lint format install demo bench clean
+.PHONY: run serve test lint format install demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -25,6 +25,13 @@ demo: install
 
 run: demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The production server (docs/deploy.md): gunicorn with the repository's gunicorn.conf.py,
+# settings from the environment, no migrations, no provisioning. DEBUG is off unless the
+# environment turns it on.
+serve: DEBUG := $(if $(filter environment,$(origin DEBUG)),$(DEBUG),false)
+serve: install
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
 test: install

@@ -43,11 +43,11 @@ def to_text(value: Any, *, tz_hours: int = 0) -> str:
 
 
 # Integer fields are 64-bit (PangoCDP's Long); beyond that JSON parsers lose digits.
-_INTEGER_LIMIT = 2**63
+INTEGER_LIMIT = 2**63
 
 
 def _in_integer_range(number: int) -> int:
-    if not -_INTEGER_LIMIT <= number < _INTEGER_LIMIT:
+    if not -INTEGER_LIMIT <= number < INTEGER_LIMIT:
         raise CoercionError("must be an integer")
     return number
 
@@ -103,13 +103,13 @@ def _epoch_to_ms(number: int | float) -> int:
 
 # Stored timestamps become datetimes downstream (event times, user events): keep them in
 # the years Python and the databases can represent, or a later read would fail.
-_MIN_MS = round(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
-_MAX_MS = round(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+MIN_MS = round(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_MS = round(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 _DATE_RANGE_MESSAGE = "must be a date between the years 1 and 9999"
 
 
 def _in_date_range(ms: int) -> int:
-    if not _MIN_MS <= ms <= _MAX_MS:
+    if not MIN_MS <= ms <= MAX_MS:
         raise CoercionError(_DATE_RANGE_MESSAGE)
     return ms
 

@@ -28,6 +28,11 @@ class LoadedModel:
     def pk(self) -> int:
         return self.data_model.pk
 
+    @property
+    def source(self) -> str:
+        """What events and logs call this model: the momCode, or the object type."""
+        return self.data_model.source_name
+
     def compiled(self, name: str, build: Callable[[LoadedModel], T]) -> T:
         """`build(self)`, computed once per loaded model and kept with it: what callers
         derive from the schema (a validator) lives exactly as long as the schema does."""

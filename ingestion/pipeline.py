@@ -26,7 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from cdp.errors import ApiError, InvalidObjectType, InvalidValue, error_body
-from cdp.identifiers import cdp_id_generate
+from cdp.identifiers import cdp_ids_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
 from cdp.selectors import LoadedModel, OrganizationModels, organization_models
@@ -212,7 +212,7 @@ def ingest(
             snapshot=snapshot,
             events_cap=limits.events_cap,
             now=now,
-            new_cdp_id=cdp_id_generate,
+            new_cdp_id=iter(cdp_ids_generate(len(valid))).__next__,
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
         store.write(plan, commit=outermost)

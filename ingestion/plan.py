@@ -12,9 +12,10 @@ Pure functions: no database, no cache.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -41,15 +42,17 @@ class Snapshot:
     user_events: Mapping[DedupKey, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordWrite:
-    """A record row to insert (`created`) or to replace with `data`."""
+    """A record row of the request: inserted (`created`), replaced by `data` (`dirty`),
+    or left as it is."""
 
     model_id: int
     key: str
     cdp_id: str
     data: dict[str, Any]
     created: bool
+    dirty: bool
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,6 @@ class Caller:
 # Records.
 
 
-@dataclass(slots=True)
-class _Row:
-    cdp_id: str
-    data: dict[str, Any]
-    existed: bool
-    dirty: bool
-
-
 def _merge(data: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(data)
     for name, value in patch.items():
@@ -136,57 +131,48 @@ def records_apply(
     valid: Sequence[ValidEntry],
     stored: Mapping[Pair, tuple[str, dict[str, Any]]],
     ignored_fields: frozenset[str],
-    new_cdp_id: Any,
-) -> tuple[list[RecordChange], list[RecordWrite], dict[int, str]]:
+    new_cdp_id: Callable[[], str],
+) -> tuple[list[RecordChange], list[RecordWrite]]:
     """Apply the entries in order (a key repeated in one request behaves as if sent in two
-    requests, one after the other): one change per entry, one write per row that changes,
-    and each entry's record cdpId by entry index.
+    requests, one after the other): one change per entry, and the rows that change.
 
     A new key creates a record of its non-null fields. A stored one is merged field by
     field: absent keeps, null clears, a list replaces; on models tagged
     SUPPORT_IGNORED_UPDATE_CFS the `ignored_fields` keep their stored values.
     """
-    rows: dict[Pair, _Row] = {}
+    rows: dict[Pair, RecordWrite] = {}
     changes = []
-    cdp_ids = {}
     for entry in valid:
-        model = entry.model
-        pair = (model.pk, entry.key)
+        model, key, patch = entry.model, entry.key, entry.patch
+        pair = (model.pk, key)
         row = rows.get(pair)
-        if row is None and pair in stored:
-            cdp_id, data = stored[pair]
-            row = rows[pair] = _Row(cdp_id, data, existed=True, dirty=False)
         if row is None:
-            data = {k: v for k, v in entry.patch.items() if v is not None}
-            row = rows[pair] = _Row(new_cdp_id(), data, existed=False, dirty=True)
-            before, action = None, CREATED
+            found = stored.get(pair)
+            if found is None:
+                # The validated patch is this entry's own: without nulls, it is the record.
+                data = patch if None not in patch.values() else _merge({}, patch)
+                row = rows[pair] = RecordWrite(model.pk, key, new_cdp_id(), data, True, True)
+                changes.append(
+                    RecordChange(
+                        entry.index, model.pk, model.source, key, CREATED, None, data, row.cdp_id
+                    )
+                )
+                continue
+            row = rows[pair] = RecordWrite(model.pk, key, found[0], found[1], False, False)
+        if ignored_fields and model.schema.supports_ignored_update_cfs:
+            patch = {k: v for k, v in patch.items() if k not in ignored_fields}
+        before = row.data
+        merged = _merge(before, patch)
+        if merged == before:
+            action = UNCHANGED
         else:
-            patch = entry.patch
-            if ignored_fields and model.schema.supports_ignored_update_cfs:
-                patch = {k: v for k, v in patch.items() if k not in ignored_fields}
-            before = row.data
-            merged = _merge(before, patch)
-            action = UNCHANGED if merged == before else UPDATED
-            if action == UPDATED:
-                row.data, row.dirty = merged, True
-        cdp_ids[entry.index] = row.cdp_id
+            action, row.data, row.dirty = UPDATED, merged, True
         changes.append(
             RecordChange(
-                entry.index,
-                model.pk,
-                model.data_model.source_name,
-                entry.key,
-                action,
-                before,
-                row.data,
+                entry.index, model.pk, model.source, key, action, before, row.data, row.cdp_id
             )
         )
-    writes = [
-        RecordWrite(model_id, key, row.cdp_id, row.data, not row.existed)
-        for (model_id, key), row in sorted(rows.items())
-        if row.dirty
-    ]
-    return changes, writes, cdp_ids
+    return changes, [row for row in rows.values() if row.dirty]
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,26 +181,29 @@ def records_apply(
 
 def _results(
     changes: Sequence[RecordChange],
-    stored_ids: Mapping[int, str],
     rejected: Sequence[RejectedEntry],
     event_ids: Mapping[int, str],
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = [
-        {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
-        for r in rejected
-    ]
-    for change in changes:
-        result = {
-            "index": change.index,
-            "refId": change.key,
+        {
+            "index": c.index,
+            "refId": c.key,
             "status": 200,
-            "action": change.action,
-            "cdpId": stored_ids[change.index],
+            "action": c.action,
+            "cdpId": c.cdp_id,
         }
-        if change.index in event_ids:
-            result["eventId"] = event_ids[change.index]
-        results.append(result)
-    results.sort(key=lambda r: r["index"])
+        for c in changes
+    ]
+    for result in results if event_ids else ():
+        event_id = event_ids.get(result["index"])
+        if event_id is not None:
+            result["eventId"] = event_id
+    if rejected:
+        results += [
+            {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
+            for r in rejected
+        ]
+        results.sort(key=itemgetter("index"))
     return results
 
 
@@ -282,7 +271,7 @@ def plan_build(
     snapshot: Snapshot,
     events_cap: int | None,
     now: datetime,
-    new_cdp_id: Any,
+    new_cdp_id: Callable[[], str],
     elapsed_ms: float,
 ) -> IngestPlan:
     """The whole outcome of one ingest request (see the module's docstring)."""
@@ -298,17 +287,17 @@ def plan_build(
             RecordChange(
                 e.index,
                 e.model.pk,
-                e.model.data_model.source_name,
+                e.model.source,
                 e.key,
                 s.action,
                 None,
-                {k: v for k, v in e.patch.items() if v is not None},
+                _merge({}, e.patch),
+                s.event_id,
             )
             for e, s in zip(valid, stored, strict=True)
         ]
-        stored_ids = {s.index: s.event_id for s in stored}
     else:
-        changes, records, stored_ids = records_apply(
+        changes, records = records_apply(
             valid, snapshot.records, frozenset(payload.ignored_update_cfs), new_cdp_id
         )
 
@@ -321,7 +310,7 @@ def plan_build(
         written_at_ms=written_at_ms,
     )
     events = [*events, *generated.rows]
-    results = _results(changes, stored_ids, rejected, generated.event_ids)
+    results = _results(changes, rejected, generated.event_ids)
     all_warnings = [*warnings, *generated.warnings]
     counts = {CREATED: 0, UPDATED: 0, UNCHANGED: 0}
     for change in changes:

@@ -87,64 +87,104 @@ def _table(model: Any) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+# Every statement takes few parameters, JSON or array text made in one call: Django's
+# cursor binds client-side, and psycopg quotes each parameter, each time it occurs.
+_LOG_TYPES = {
+    "api_key_id": "bigint",
+    "config_id": "bigint",
+    "init_data": "boolean",
+    "results": "jsonb",
+    "warnings": "jsonb",
+    "elapsed_ms": "double precision",
+    **{name: "text" for name in ("object_type", "source", "error_code", "message")},
+    **{
+        name: "integer"
+        for name in (
+            "status",
+            "total",
+            "created",
+            "updated",
+            "unchanged",
+            "failed",
+            "events_generated",
+            "events_suppressed",
+            "events_dropped",
+        )
+    },
+}
+_EVENT_TYPES = {
+    "config_id": "bigint",
+    "event_at_ms": "bigint",
+    "value": "double precision",
+    "event_labels": "jsonb",
+    "event_label2s": "jsonb",
+    "event_label3s": "jsonb",
+    "properties": "jsonb",
+}
+
+
 @cache
 def _pg_sql() -> dict[str, str]:
     """The statements, built once (table names come from the models)."""
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
-    event_types = {
-        "config_id": "bigint",
-        "event_at_ms": "bigint",
-        "value": "double precision",
-        "event_labels": "jsonb",
-        "event_label2s": "jsonb",
-        "event_label3s": "jsonb",
-        "properties": "jsonb",
-    }
-    event_defs = ", ".join(f"{c} {event_types.get(c, 'text')}" for c in EVENT_COLUMNS)
+    event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
     event_values = ", ".join(
         "to_timestamp(t.event_at_ms / 1000.0)" if c == "event_at_ms" else f"t.{c}"
         for c in EVENT_COLUMNS
     )
     event_targets = ", ".join("event_at" if c == "event_at_ms" else c for c in EVENT_COLUMNS)
-    log_columns = (
-        "api_key_id, object_type, source, init_data, config_id, status, error_code, message, "
-        "total, created, updated, unchanged, failed, events_generated, events_suppressed, "
-        "events_dropped"
-    )
-    log_values = ", ".join(f"%({c.strip()})s" for c in log_columns.split(","))
+    log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
+    log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
     return {
         "shared_locks": "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) k;",
         "locks": "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) k;",
+        # One index lookup per key, whatever the size of the table: a LATERAL subquery
+        # with OFFSET 0 (or LIMIT) is not flattened into a join, which the planner could
+        # turn into a scan of the organization's rows.
         "records": f"""
-            SELECT r.data_model_id, r.key, r.cdp_id, r.data
-            FROM {records} r
-            JOIN unnest(%s::bigint[], %s::text[]) AS p(model_id, key)
-                ON r.data_model_id = p.model_id AND r.key = p.key
-            WHERE r.organization_id = %s;""",
+            SELECT (p->>0)::bigint, p->>1, r.cdp_id, r.data
+            FROM jsonb_array_elements(%s::jsonb) AS p
+            CROSS JOIN LATERAL (
+                SELECT r.cdp_id, r.data FROM {records} r
+                WHERE r.organization_id = %s AND r.data_model_id = (p->>0)::bigint
+                    AND r.key = p->>1
+                OFFSET 0
+            ) AS r;""",
         "fired": f"""
-            SELECT source_id FROM {events}
-            WHERE organization_id = %s AND config_id = %s AND condition = 'Created'
-                AND source_id = ANY(%s::text[]);""",
+            SELECT k.key FROM jsonb_array_elements_text(%s::jsonb) AS k(key)
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM {events} e
+                WHERE e.organization_id = %s AND e.config_id = %s
+                    AND e.condition = 'Created' AND e.source_id = k.key
+                LIMIT 1
+            ) AS e;""",
         "user_events": f"""
             SELECT e.event_id, e.condition, e.source, e.source_id, e.event_name,
                 (extract(epoch FROM e.event_at) * 1000)::bigint
-            FROM {events} e
-            JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(source, source_id, event_name)
-                ON e.source = k.source AND e.source_id = k.source_id
-                AND e.event_name = k.event_name
-            WHERE e.organization_id = %s AND e.config_id IS NULL
+            FROM jsonb_array_elements(%s::jsonb) AS k
+            CROSS JOIN LATERAL (
+                SELECT e.id, e.event_id, e.condition, e.source, e.source_id, e.event_name,
+                    e.event_at
+                FROM {events} e
+                WHERE e.organization_id = %s AND e.config_id IS NULL
+                    AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
+                OFFSET 0
+            ) AS e
             ORDER BY e.id;""",
         # Data-modifying CTEs run to completion whatever reads them; the log row reads
         # their counts so that it is written last and its duration includes theirs.
         "write": f"""
-            WITH records AS (
+            WITH m AS (
+                SELECT %s::bigint AS organization_id, %s::text AS request_id,
+                    %s::text AS source, %s::timestamptz AS now
+            ), records AS (
                 INSERT INTO {records} AS r
                     (organization_id, data_model_id, key, cdp_id, data, source,
                      created_at, updated_at)
-                SELECT %(organization_id)s, t.model_id, t.key, t.cdp_id, t.data, %(source)s,
-                    %(now)s, %(now)s
-                FROM jsonb_to_recordset(%(records)s::jsonb)
+                SELECT m.organization_id, t.model_id, t.key, t.cdp_id, t.data, m.source,
+                    m.now, m.now
+                FROM m, jsonb_to_recordset(%s::jsonb)
                     AS t(model_id bigint, key text, cdp_id text, data jsonb)
                 ORDER BY t.model_id, t.key
                 ON CONFLICT (organization_id, data_model_id, key) DO UPDATE
@@ -154,55 +194,62 @@ def _pg_sql() -> dict[str, str]:
             ), events AS (
                 INSERT INTO {events}
                     (organization_id, request_id, created_at, {event_targets})
-                SELECT %(organization_id)s, %(request_id)s, %(now)s, {event_values}
-                FROM jsonb_to_recordset(%(events)s::jsonb) AS t({event_defs})
+                SELECT m.organization_id, m.request_id, m.now, {event_values}
+                FROM m, jsonb_to_recordset(%s::jsonb) AS t({event_defs})
                 ORDER BY t.source_id
                 RETURNING 1
             ), callback AS (
                 INSERT INTO {callbacks}
                     (organization_id, request_id, api_key_prefix, body, entries, status,
                      attempts, next_attempt_at, locked_by, last_error, created_at)
-                SELECT %(organization_id)s, %(request_id)s, %(callback_key_prefix)s,
-                    %(callback_body)s, %(callback_entries)s, '{CallbackStatus.PENDING}', 0,
-                    %(now)s, '', '', %(now)s
-                WHERE %(callback_body)s IS NOT NULL
+                SELECT m.organization_id, m.request_id, c.api_key_prefix, c.body, c.entries,
+                    '{CallbackStatus.PENDING}', 0, m.now, '', '', m.now
+                FROM m, jsonb_to_recordset(%s::jsonb)
+                    AS c(api_key_prefix text, body text, entries integer)
                 RETURNING 1
             )
             INSERT INTO {logs}
-                (organization_id, request_id, created_at, results, warnings, duration_ms,
-                 {log_columns})
-            SELECT %(organization_id)s, %(request_id)s, %(now)s, %(results)s::jsonb,
-                %(warnings)s::jsonb,
-                %(elapsed_ms)s
+                (organization_id, request_id, created_at, duration_ms, {", ".join(log_columns)})
+            SELECT m.organization_id, m.request_id, m.now,
+                l.elapsed_ms
                     + 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),
-                {log_values}
-            FROM (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
+                {", ".join(f"l.{c}" for c in log_columns)}
+            FROM m, jsonb_to_record(%s::jsonb) AS l({log_defs}),
+                (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
                 (SELECT count(*) FROM callback) AS c""",
     }
 
 
-def _log_params(log: LogRow) -> dict[str, Any]:
-    return {
-        "api_key_id": log.api_key_id,
-        "object_type": log.object_type,
-        "source": log.source,
-        "init_data": log.init_data,
-        "config_id": log.config_id,
-        "status": log.status,
-        "error_code": log.error_code,
-        "message": log.message,
-        "total": log.total,
-        "created": log.created,
-        "updated": log.updated,
-        "unchanged": log.unchanged,
-        "failed": log.failed,
-        "events_generated": log.events_generated,
-        "events_suppressed": log.events_suppressed,
-        "events_dropped": log.events_dropped,
-        "results": log.results.decode(),
-        "warnings": log.warnings.decode(),
-        "elapsed_ms": log.elapsed_ms,
-    }
+def _log_json(log: LogRow) -> bytes:
+    """The log row's columns as one JSON object; the results and warnings are embedded as
+    they were serialized for the answer."""
+    return orjson.dumps(
+        {
+            "api_key_id": log.api_key_id,
+            "object_type": log.object_type,
+            "source": log.source,
+            "init_data": log.init_data,
+            "config_id": log.config_id,
+            "status": log.status,
+            "error_code": log.error_code,
+            "message": log.message,
+            "total": log.total,
+            "created": log.created,
+            "updated": log.updated,
+            "unchanged": log.unchanged,
+            "failed": log.failed,
+            "events_generated": log.events_generated,
+            "events_suppressed": log.events_suppressed,
+            "events_dropped": log.events_dropped,
+            "results": orjson.Fragment(log.results),
+            "warnings": orjson.Fragment(log.warnings),
+            "elapsed_ms": log.elapsed_ms,
+        }
+    )
+
+
+def _bigint_array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 class PostgresWriter:
@@ -212,29 +259,28 @@ class PostgresWriter:
         sql = _pg_sql()
         statements: list[str] = []
         params: list[Any] = []
+        org = request.organization_id
         if request.exclusive_models:
-            ids = sorted(_model_lock(request.organization_id, m) for m in request.exclusive_models)
             statements.append(sql["locks"])
-            params.append(ids)
+            params.append(
+                _bigint_array(sorted(_model_lock(org, m) for m in request.exclusive_models))
+            )
         elif request.pairs:
             model_locks, key_locks = _key_locks(request)
             statements += [sql["shared_locks"], sql["locks"]]
-            params += [model_locks, key_locks]
+            params += [_bigint_array(model_locks), _bigint_array(key_locks)]
         reads: list[str] = []
         if request.read_records and request.pairs:
             statements.append(sql["records"])
-            params += [[m for m, _ in request.pairs], [k for _, k in request.pairs]]
-            params.append(request.organization_id)
+            params += [_json_text(request.pairs), org]
             reads.append("records")
         if request.fired_config_id is not None and request.fired_keys:
             statements.append(sql["fired"])
-            params += [request.organization_id, request.fired_config_id, list(request.fired_keys)]
+            params += [_json_text(request.fired_keys), org, request.fired_config_id]
             reads.append("fired")
         if request.user_event_lookups:
-            lookups = request.user_event_lookups
             statements.append(sql["user_events"])
-            params += [[s for s, _, _ in lookups], [i for _, i, _ in lookups]]
-            params += [[n for _, _, n in lookups], request.organization_id]
+            params += [_json_text(request.user_event_lookups), org]
             reads.append("user_events")
         if not statements:
             return Snapshot()
@@ -262,18 +308,27 @@ class PostgresWriter:
         the outermost), the COMMIT travels in the same round trip, and the block's own
         commit then finds nothing left to do."""
         callback = plan.callback
-        params = {
-            "organization_id": plan.organization_id,
-            "request_id": plan.request_id,
-            "source": plan.source,
-            "now": plan.now,
-            "records": _json_text(plan.records),
-            "events": _json_text(plan.events),
-            "callback_body": callback.body.decode() if callback else None,
-            "callback_entries": callback.entries if callback else 0,
-            "callback_key_prefix": callback.api_key_prefix if callback else "",
-            **_log_params(plan.log),
-        }
+        callbacks = (
+            [
+                {
+                    "api_key_prefix": callback.api_key_prefix,
+                    "body": callback.body.decode(),
+                    "entries": callback.entries,
+                }
+            ]
+            if callback is not None
+            else []
+        )
+        params = [
+            plan.organization_id,
+            plan.request_id,
+            plan.source,
+            plan.now,
+            _json_text(plan.records),
+            _json_text(plan.events),
+            _json_text(callbacks),
+            _log_json(plan.log).decode(),
+        ]
         sql = _pg_sql()["write"] + (";\nCOMMIT" if commit else "")
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -392,16 +447,14 @@ def log_row_create(
     organization_id: int, request_id: str, now: datetime, log: LogRow, *, written_ms: float = 0.0
 ) -> IngestionRequest:
     """The IngestionRequest row through the ORM: SQLite's plans and every refusal."""
-    params = _log_params(log)
-    elapsed = params.pop("elapsed_ms")
-    params["results"] = orjson.loads(log.results)
-    params["warnings"] = orjson.loads(log.warnings)
+    columns = orjson.loads(_log_json(log))
+    elapsed = columns.pop("elapsed_ms")
     return IngestionRequest.objects.create(
         organization_id=organization_id,
         request_id=request_id,
         created_at=now,
         duration_ms=round(elapsed + written_ms, 3),
-        **params,
+        **columns,
     )
 
 

@@ -14,14 +14,15 @@ from typing import Any
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordChange:
     """What one stored entry did to one record.
 
     `before` is the record as it was stored before this entry (None when the entry
     created it), `after` the record right after it (for a key sent twice in one request,
     each entry sees the state the previous one left). `source` is the model's name in
-    events and logs: its momCode, or its object type.
+    events and logs: its momCode, or its object type. `cdp_id` is the record's (for an
+    ingested `user-event` entry, the event's id).
     """
 
     index: int
@@ -31,6 +32,7 @@ class RecordChange:
     action: str
     before: Mapping[str, Any] | None
     after: Mapping[str, Any]
+    cdp_id: str
 
     def diff(self) -> dict[str, tuple[Any, Any]]:
         """The fields this entry changed: name → (old value or None, new value or None)."""

@@ -42,7 +42,7 @@ def _kinds(statements: list[str]) -> list[str]:
             names.append("release")
         elif "PG_ADVISORY_XACT_LOCK" in text:
             names.append("lock+read")
-        elif text.startswith("WITH RECORDS AS"):
+        elif text.startswith("WITH M AS"):
             names.append("write")
         elif text.startswith("SELECT") and "CDP_ENTITYRECORD" in text:
             names.append("read records")
@@ -320,4 +320,5 @@ def test_one_redis_round_trip_per_request_in_the_steady_state(api_a, shared_redi
     for i in range(3):
         assert api_a.post([api_a.entry(f"R-{i}")]).json()["created"] == 1
 
-    assert calls == ["pipeline"] * 3
+    # One command each: the exchange script (cdp/shared_store.py).
+    assert calls == ["EVALSHA"] * 3
