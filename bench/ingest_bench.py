@@ -291,17 +291,66 @@ def http_post(port: int, head: bytes, body: bytes) -> tuple[int, bytes]:
     return int(response[9:12]), response.partition(b"\r\n\r\n")[2]
 
 
+class KeepAlive:
+    """One persistent HTTP/1.1 connection per thread, as integrators' HTTP clients keep
+    them; reconnects when the server closes (sync workers close after every answer)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        for _attempt in range(2):
+            sock = getattr(self.local, "sock", None)
+            if sock is None:
+                sock = self.local.sock = socket.create_connection(("127.0.0.1", self.port), 30)
+                self.local.buffer = b""
+            try:
+                sock.sendall(request)
+                return self._response(sock)
+            except (ConnectionError, OSError):
+                sock.close()
+                self.local.sock = None
+        raise ConnectionError("the server closed the connection twice")
+
+    def _response(self, sock: socket.socket) -> tuple[int, bytes]:
+        data = self.local.buffer
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        fields = dict(line.split(b": ", 1) for line in lines[1:])
+        length = int(fields[b"Content-Length"])
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            rest += chunk
+        self.local.buffer = rest[length:]
+        if fields.get(b"Connection", b"").lower() == b"close":
+            sock.close()
+            self.local.sock = None
+        return int(lines[0][9:12]), rest[:length]
+
+
 def endpoint_sender(
-    port: int, token: str, config_id: str | None
+    port: int, token: str, config_id: str | None, keep_alive: bool = False
 ) -> Callable[[int, list[dict]], tuple[bool, str]]:
+    connection = "keep-alive" if keep_alive else "close"
     head = (
-        f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {connection}\r\n"
         f"Content-Type: application/json\r\nTOKEN: {token}\r\nAPI_KEY: {API_KEY}\r\n"
     ).encode()
     body_head = {"objectType": "custom-model", "source": "bench", "jeConfigId": config_id}
+    pool = KeepAlive(port) if keep_alive else None
 
     def send(thread: int, batch: list[dict]) -> tuple[bool, str]:
-        status, payload = http_post(port, head, orjson.dumps({**body_head, "entries": batch}))
+        body = orjson.dumps({**body_head, "entries": batch})
+        status, payload = pool.post(head, body) if pool else http_post(port, head, body)
         ok = status == 200 and payload.startswith(b'{"success":true')
         return ok, f"{status} {payload[:200]!r}"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -128,6 +129,15 @@ def error_body(error: ApiError, request_id: str) -> dict[str, Any]:
     }
 
 
+def error_http_response(error: ApiError, request: HttpRequest | None) -> HttpResponse:
+    """The error as a plain Django response, for views outside DRF (the ingest endpoint)."""
+    return HttpResponse(
+        orjson.dumps(error_body(error, request_id_of(request))),
+        status=error.status,
+        headers={"Content-Type": "application/json", **error.headers},
+    )
+
+
 def error_response(error: ApiError, request: HttpRequest | None) -> Response:
     return Response(
         error_body(error, request_id_of(request)), status=error.status, headers=error.headers
@@ -162,11 +172,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 # Paths of the JSON APIs: their unknown URLs and server errors answer in the error body
 # shape too, never with an HTML page (the Console keeps Django's pages).
-_API_PREFIXES = ("/api/", "/dhub-i/")
+API_PREFIXES = ("/api/", "/dhub-i/")
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(_API_PREFIXES)
+    return request.path.startswith(API_PREFIXES)
 
 
 def _json_error(error: ApiError, request: HttpRequest, status: int) -> JsonResponse:

@@ -22,16 +22,14 @@ class LoadedModel:
 
     data_model: DataModel
     schema: ModelSchema
+    # Read on the hot path for every entry: plain attributes, not the model's properties.
+    pk: int = field(init=False)
+    source: str = field(init=False)  # what events and logs call it: momCode or object type
     _compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def pk(self) -> int:
-        return self.data_model.pk
-
-    @property
-    def source(self) -> str:
-        """What events and logs call this model: the momCode, or the object type."""
-        return self.data_model.source_name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pk", self.data_model.pk)
+        object.__setattr__(self, "source", self.data_model.source_name)
 
     def compiled(self, name: str, build: Callable[[LoadedModel], T]) -> T:
         """`build(self)`, computed once per loaded model and kept with it: what callers

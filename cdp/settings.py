@@ -54,6 +54,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The JSON APIs (paths under /api/ and /dhub-i/) need none of the Console's middleware:
+# cdp/handler.py runs them through this shorter chain.
+API_MIDDLEWARE = [
+    "cdp.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+
 ROOT_URLCONF = "cdp.urls"
 
 TEMPLATES = [

@@ -1,6 +1,10 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from cdp.handler import CdpWSGIHandler  # noqa: E402 (after setup, as get_wsgi_application)
+
+application = CdpWSGIHandler()

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -195,10 +194,8 @@ def ingest(
         )
         (valid if type(checked) is ValidEntry else rejected).append(checked)  # type: ignore[arg-type]
 
-    store = writer()
     read = _read_request(organization.pk, payload, valid, rules, limits)
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with writer() as store:
         now = timezone.now()
         snapshot = store.read(read) if read.pairs else Snapshot()
         plan = plan_build(
@@ -215,7 +212,7 @@ def ingest(
             new_cdp_id=iter(cdp_ids_generate(len(valid))).__next__,
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
-        store.write(plan, commit=outermost)
+        store.write(plan)
     ingest_log_line(
         organization=organization,
         api_key=api_key,

@@ -80,51 +80,36 @@ def _timezone_hours(entry: Mapping[str, Any]) -> int:
 # A compiled field's coercer takes the raw value (never None: None means "clear") and the
 # entry's timezone hours, and raises EntryRejected with the message to answer.
 Coercer = Callable[[Any, int], Any]
+
+# Each field also has a kind: for the JSON type a field of that kind usually arrives in,
+# the validator stores the value inline, without a call (the same value the coercer
+# gives); anything else, and every field with choices or a length limit, goes through
+# the coercer.
+_GENERAL, _TEXT, _INTEGER, _NUMBER, _BOOLEAN, _TIMESTAMP, _LIST = range(7)
+_KINDS = {
+    FieldType.TEXT: _TEXT,
+    FieldType.INTEGER: _INTEGER,
+    FieldType.NUMBER: _NUMBER,
+    FieldType.BOOLEAN: _BOOLEAN,
+    FieldType.TIMESTAMP: _TIMESTAMP,
+    FieldType.LIST: _LIST,
+}
+_Slot = tuple[int, Coercer]
 _MOM_CODE = object()  # a field the entry carries but that is not stored
-_NOT_A_FIELD = object()
+_SECONDS_BELOW = EPOCH_SECONDS_BELOW
 
 
-def _fast_path(field_type: FieldType) -> Callable[[Any], Any] | None:
-    """For the JSON type each field type usually arrives in, the stored value (the same
-    the wire's coercer gives), or _NOT_A_FIELD to take the general path."""
-    if field_type == FieldType.TEXT:
-        return lambda v: v if type(v) is str else _NOT_A_FIELD
-    if field_type == FieldType.INTEGER:
-        return lambda v: (
-            v if type(v) is int and -INTEGER_LIMIT <= v < INTEGER_LIMIT else _NOT_A_FIELD
-        )
-    if field_type == FieldType.NUMBER:
-        return lambda v: v if type(v) is int or (type(v) is float and isfinite(v)) else _NOT_A_FIELD
-    if field_type == FieldType.BOOLEAN:
-        return lambda v: v if type(v) is bool else _NOT_A_FIELD
-    if field_type == FieldType.TIMESTAMP:
-        return _timestamp_fast
-    if field_type == FieldType.LIST:
-        return lambda v: v if type(v) is list and all(type(i) is str for i in v) else _NOT_A_FIELD
-    return None
-
-
-def _timestamp_fast(value: Any) -> Any:
-    if type(value) is not int:
-        return _NOT_A_FIELD
-    ms = value * 1000 if -EPOCH_SECONDS_BELOW < value < EPOCH_SECONDS_BELOW else value
-    return ms if MIN_MS <= ms <= MAX_MS else _NOT_A_FIELD
-
-
-def _coercer(wire_name: str, field: Field, model: LoadedModel) -> Coercer:
+def _coercer(wire_name: str, field: Field, model: LoadedModel) -> _Slot:
     if field.type == FieldType.OBJECT_LIST:
-        return _object_list_coercer(field, model)
+        return _GENERAL, _object_list_coercer(field, model)
     coerce = COERCERS[field.type]
     choices, max_length = field.choices, field.max_length
-    fast = _fast_path(field.type)
 
     def coerce_field(raw: Any, tz_hours: int) -> Any:
-        value = fast(raw) if fast is not None else _NOT_A_FIELD
-        if value is _NOT_A_FIELD:
-            try:
-                value = coerce(raw, tz_hours=tz_hours)
-            except CoercionError as error:
-                raise EntryRejected(f"Invalid value of {wire_name}: {error}") from None
+        try:
+            value = coerce(raw, tz_hours=tz_hours)
+        except CoercionError as error:
+            raise EntryRejected(f"Invalid value of {wire_name}: {error}") from None
         if choices is not None and value != "" and value not in choices:
             raise EntryRejected(
                 f"Invalid value of {wire_name}: must be one of {', '.join(choices)}"
@@ -135,19 +120,8 @@ def _coercer(wire_name: str, field: Field, model: LoadedModel) -> Coercer:
             )
         return value
 
-    if fast is not None and choices is None and max_length is None:
-        # The common case, without the checks it does not need.
-        def coerce_plain(raw: Any, tz_hours: int) -> Any:
-            value = fast(raw)
-            if value is not _NOT_A_FIELD:
-                return value
-            try:
-                return coerce(raw, tz_hours=tz_hours)
-            except CoercionError as error:
-                raise EntryRejected(f"Invalid value of {wire_name}: {error}") from None
-
-        return coerce_plain
-    return coerce_field
+    plain = choices is None and max_length is None
+    return (_KINDS[field.type] if plain else _GENERAL), coerce_field
 
 
 def _object_list_coercer(field: Field, model: LoadedModel) -> Coercer:
@@ -190,20 +164,18 @@ def _object_list_coercer(field: Field, model: LoadedModel) -> Coercer:
 class EntryValidator:
     """One model's checks, compiled: `validate(entry, index)` for a JSON object.
 
-    One pass over the entry's fields coerces them; a structural error (an unknown field,
-    a custom field in the wrong group) found anywhere in the entry is answered before a
-    value that does not coerce, whatever their order.
+    A first pass over the entry's fields finds each one's compiled slot, refusing the
+    entry for an unknown field or a custom field in the wrong group (so that such an
+    error is answered before a value that does not coerce, wherever it stands); a second
+    coerces the values.
     """
 
     model: LoadedModel
     key_field: str
-    top: dict[str, Any]  # field name → Coercer, or _MOM_CODE
-    groups: dict[str, tuple[FieldType, dict[str, Coercer]]]
+    top: dict[str, Any]  # field name → slot, or _MOM_CODE
+    groups: dict[str, tuple[FieldType, dict[str, _Slot]]]
     required: tuple[str, ...]
     required_one_of: tuple[tuple[str, ...], ...]
-    # Text fields without choices or length limit: a string is stored as it is, with no
-    # call at all (most of an entry's fields).
-    plain_text: frozenset[str]
 
     def _misplaced(self, group: str, inner: str, value: Any, group_type: FieldType) -> None:
         field = self.model.schema.fields.get(inner)
@@ -217,24 +189,13 @@ class EntryValidator:
 
     def _patch(self, entry: dict[str, Any]) -> dict[str, Any]:
         tz_hours = _timezone_hours(entry) if entry.get(TIMEZONE_FIELD) is not None else 0
-        patch: dict[str, Any] = {}
-        deferred: EntryRejected | None = None  # the first value that did not coerce
-        top, groups, plain_text = self.top, self.groups, self.plain_text
+        top, groups = self.top, self.groups
+        pending: list[tuple[str, _Slot, Any]] = []
         for name, value in entry.items():
-            if name in plain_text and type(value) is str:
-                patch[name] = value
-                continue
-            coerce = top.get(name)
-            if coerce is not None:
-                if coerce is _MOM_CODE:
-                    continue
-                if value is None:
-                    patch[name] = None
-                elif deferred is None:
-                    try:
-                        patch[name] = coerce(value, tz_hours)
-                    except EntryRejected as rejection:
-                        deferred = rejection
+            slot = top.get(name)
+            if slot is not None:
+                if slot is not _MOM_CODE:
+                    pending.append((name, slot, value))
                 continue
             group = groups.get(name)
             if group is None:
@@ -245,20 +206,45 @@ class EntryValidator:
                 continue
             if type(value) is not dict:
                 raise EntryRejected(f"Invalid value of {name}: must be an object")
-            group_type, inner_coercers = group
+            group_type, inner_slots = group
             for inner, inner_value in value.items():
-                coerce = inner_coercers.get(inner)
-                if coerce is None:
+                slot = inner_slots.get(inner)
+                if slot is None:
                     self._misplaced(name, inner, inner_value, group_type)
-                elif inner_value is None:
-                    patch[inner] = None
-                elif deferred is None:
-                    try:
-                        patch[inner] = coerce(inner_value, tz_hours)
-                    except EntryRejected as rejection:
-                        deferred = rejection
-        if deferred is not None:
-            raise deferred
+                else:
+                    pending.append((inner, slot, inner_value))
+
+        patch: dict[str, Any] = {}
+        for name, (kind, coerce), value in pending:
+            if value is None:
+                patch[name] = None
+                continue
+            value_type = type(value)
+            if kind == _TEXT:
+                if value_type is str:
+                    patch[name] = value
+                    continue
+            elif kind in (_INTEGER, _NUMBER):
+                if value_type is int and -INTEGER_LIMIT <= value < INTEGER_LIMIT:
+                    patch[name] = value
+                    continue
+                if kind == _NUMBER and value_type is float and isfinite(value):
+                    patch[name] = value
+                    continue
+            elif kind == _TIMESTAMP:
+                if value_type is int:
+                    ms = value * 1000 if -_SECONDS_BELOW < value < _SECONDS_BELOW else value
+                    if MIN_MS <= ms <= MAX_MS:
+                        patch[name] = ms
+                        continue
+            elif kind == _BOOLEAN:
+                if value_type is bool:
+                    patch[name] = value
+                    continue
+            elif kind == _LIST and value_type is list and all(type(i) is str for i in value):
+                patch[name] = value
+                continue
+            patch[name] = coerce(value, tz_hours)
         return patch
 
     def validate(self, entry: dict[str, Any], index: int) -> ValidEntry | RejectedEntry:
@@ -292,7 +278,7 @@ def _validator_build(model: LoadedModel) -> EntryValidator:
         name: _MOM_CODE if name == MOM_CODE_FIELD else _coercer(name, field, model)
         for name, field in schema.fields.items()
     }
-    groups: dict[str, tuple[FieldType, dict[str, Coercer]]] = {
+    groups: dict[str, tuple[FieldType, dict[str, _Slot]]] = {
         group: (group_type, {}) for group, group_type in CUSTOM_FIELD_GROUPS.items()
     }
     for field in schema.custom_fields:
@@ -308,14 +294,6 @@ def _validator_build(model: LoadedModel) -> EntryValidator:
             f.name for f in schema.fields.values() if f.required and f.name != MOM_CODE_FIELD
         ),
         required_one_of=schema.spec.required_one_of,
-        plain_text=frozenset(
-            f.name
-            for f in schema.fields.values()
-            if f.type == FieldType.TEXT
-            and f.choices is None
-            and f.max_length is None
-            and f.name != MOM_CODE_FIELD
-        ),
     )
 
 

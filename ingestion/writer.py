@@ -1,12 +1,13 @@
 """The one writer of ingest plans: the locked read a plan is built from, and the plan's
-persistence, for PostgreSQL and SQLite (DESIGN: decide once, persist per database).
+persistence, for PostgreSQL and SQLite (decide once, persist per database).
 
 Neither implementation decides anything (ingestion/plan.py does); both run the same
-tests. Both must run inside the request's `transaction.atomic()` block.
+tests. A writer is a context manager: the request's transaction.
 
-PostgreSQL, per request: `BEGIN` (psycopg's, when the block opens), one round trip that
-takes the key locks and reads (`read`), one that writes every row of the plan in one
-statement and commits (`write`): three in all. The locks are transaction-level advisory
+PostgreSQL, per request: one round trip that opens the transaction, takes the key locks
+and reads (`read`), one that writes every row of the plan in one statement and commits
+(`write`): two in all (three when the request runs inside a caller's transaction, which
+Django's savepoints then frame). The locks are transaction-level advisory
 locks, one per (model, key) of the request, new or existing, taken in one global order,
 so requests that share keys run one after the other and cannot deadlock; every writer of
 records takes them (imports take one exclusive lock per model instead, which waits for
@@ -19,16 +20,17 @@ serializes writers, so it needs no key locks; the same plan is written with the 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from hashlib import blake2b
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from cdp.models import EntityRecord
@@ -53,21 +55,20 @@ class ReadRequest:
     user_event_lookups: Sequence[tuple[str, str, str]] = ()  # (source, sourceId, eventName)
 
 
-def _lock_id(*parts: object) -> int:
+def _lock_id(name: str) -> int:
     """A stable signed 64-bit advisory lock id (a collision only serializes two requests)."""
-    name = ":".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _model_lock(organization_id: int, model_id: int) -> int:
-    return _lock_id("cdp.model", organization_id, model_id)
+    return _lock_id(f"cdp.model:{organization_id}:{model_id}")
 
 
 def _key_locks(request: ReadRequest) -> tuple[list[int], list[int]]:
     """(shared model locks, exclusive key locks), each sorted: the global order."""
     org = request.organization_id
-    models = sorted({_model_lock(org, model_id) for model_id, _ in request.pairs})
-    keys = sorted({_lock_id("cdp.record", org, model_id, key) for model_id, key in request.pairs})
+    models = sorted({_model_lock(org, model_id) for model_id in {m for m, _ in request.pairs}})
+    keys = sorted({_lock_id(f"cdp.record:{org}:{m}:{k}") for m, k in request.pairs})
     return models, keys
 
 
@@ -124,8 +125,9 @@ _EVENT_TYPES = {
 
 
 @cache
-def _pg_sql() -> dict[str, str]:
-    """The statements, built once (table names come from the models)."""
+def _pg_statements() -> dict[str, tuple[str, str]]:
+    """The prepared statements, by name: (parameter types, body). Built once (table names
+    come from the models)."""
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
     event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
@@ -137,54 +139,68 @@ def _pg_sql() -> dict[str, str]:
     log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
     log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
     return {
-        "shared_locks": "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) k;",
-        "locks": "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) k;",
+        # The shared model locks, then the key locks, each array in sorted order.
+        "cdp_key_locks": (
+            "bigint[], bigint[]",
+            """SELECT count(*) FROM (
+                SELECT pg_advisory_xact_lock_shared(k) FROM unnest($1) AS k
+                UNION ALL
+                SELECT pg_advisory_xact_lock(k) FROM unnest($2) AS k
+            ) AS locks""",
+        ),
+        "cdp_model_locks": (
+            "bigint[]",
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1) AS k",
+        ),
         # One index lookup per key, whatever the size of the table: a LATERAL subquery
         # with OFFSET 0 (or LIMIT) is not flattened into a join, which the planner could
         # turn into a scan of the organization's rows.
-        "records": f"""
-            SELECT (p->>0)::bigint, p->>1, r.cdp_id, r.data
-            FROM jsonb_array_elements(%s::jsonb) AS p
+        "cdp_records": (
+            "jsonb, bigint",
+            f"""SELECT (p->>0)::bigint, p->>1, r.cdp_id, r.data
+            FROM jsonb_array_elements($1) AS p
             CROSS JOIN LATERAL (
                 SELECT r.cdp_id, r.data FROM {records} r
-                WHERE r.organization_id = %s AND r.data_model_id = (p->>0)::bigint
+                WHERE r.organization_id = $2 AND r.data_model_id = (p->>0)::bigint
                     AND r.key = p->>1
                 OFFSET 0
-            ) AS r;""",
-        "fired": f"""
-            SELECT k.key FROM jsonb_array_elements_text(%s::jsonb) AS k(key)
+            ) AS r""",
+        ),
+        "cdp_fired": (
+            "jsonb, bigint, bigint",
+            f"""SELECT k.key FROM jsonb_array_elements_text($1) AS k(key)
             CROSS JOIN LATERAL (
                 SELECT 1 FROM {events} e
-                WHERE e.organization_id = %s AND e.config_id = %s
+                WHERE e.organization_id = $2 AND e.config_id = $3
                     AND e.condition = 'Created' AND e.source_id = k.key
                 LIMIT 1
-            ) AS e;""",
-        "user_events": f"""
-            SELECT e.event_id, e.condition, e.source, e.source_id, e.event_name,
+            ) AS e""",
+        ),
+        "cdp_user_events": (
+            "jsonb, bigint",
+            f"""SELECT e.event_id, e.condition, e.source, e.source_id, e.event_name,
                 (extract(epoch FROM e.event_at) * 1000)::bigint
-            FROM jsonb_array_elements(%s::jsonb) AS k
+            FROM jsonb_array_elements($1) AS k
             CROSS JOIN LATERAL (
                 SELECT e.id, e.event_id, e.condition, e.source, e.source_id, e.event_name,
                     e.event_at
                 FROM {events} e
-                WHERE e.organization_id = %s AND e.config_id IS NULL
+                WHERE e.organization_id = $2 AND e.config_id IS NULL
                     AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
                 OFFSET 0
             ) AS e
-            ORDER BY e.id;""",
+            ORDER BY e.id""",
+        ),
         # Data-modifying CTEs run to completion whatever reads them; the log row reads
         # their counts so that it is written last and its duration includes theirs.
-        "write": f"""
-            WITH m AS (
-                SELECT %s::bigint AS organization_id, %s::text AS request_id,
-                    %s::text AS source, %s::timestamptz AS now
-            ), records AS (
+        "cdp_write": (
+            "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb",
+            f"""WITH records AS (
                 INSERT INTO {records} AS r
                     (organization_id, data_model_id, key, cdp_id, data, source,
                      created_at, updated_at)
-                SELECT m.organization_id, t.model_id, t.key, t.cdp_id, t.data, m.source,
-                    m.now, m.now
-                FROM m, jsonb_to_recordset(%s::jsonb)
+                SELECT $1, t.model_id, t.key, t.cdp_id, t.data, $3, $4, $4
+                FROM jsonb_to_recordset($5)
                     AS t(model_id bigint, key text, cdp_id text, data jsonb)
                 ORDER BY t.model_id, t.key
                 ON CONFLICT (organization_id, data_model_id, key) DO UPDATE
@@ -194,30 +210,76 @@ def _pg_sql() -> dict[str, str]:
             ), events AS (
                 INSERT INTO {events}
                     (organization_id, request_id, created_at, {event_targets})
-                SELECT m.organization_id, m.request_id, m.now, {event_values}
-                FROM m, jsonb_to_recordset(%s::jsonb) AS t({event_defs})
+                SELECT $1, $2, $4, {event_values}
+                FROM jsonb_to_recordset($6) AS t({event_defs})
                 ORDER BY t.source_id
                 RETURNING 1
             ), callback AS (
                 INSERT INTO {callbacks}
                     (organization_id, request_id, api_key_prefix, body, entries, status,
                      attempts, next_attempt_at, locked_by, last_error, created_at)
-                SELECT m.organization_id, m.request_id, c.api_key_prefix, c.body, c.entries,
-                    '{CallbackStatus.PENDING}', 0, m.now, '', '', m.now
-                FROM m, jsonb_to_recordset(%s::jsonb)
+                SELECT $1, $2, c.api_key_prefix, c.body, c.entries,
+                    '{CallbackStatus.PENDING}', 0, $4, '', '', $4
+                FROM jsonb_to_recordset($7)
                     AS c(api_key_prefix text, body text, entries integer)
                 RETURNING 1
             )
             INSERT INTO {logs}
                 (organization_id, request_id, created_at, duration_ms, {", ".join(log_columns)})
-            SELECT m.organization_id, m.request_id, m.now,
+            SELECT $1, $2, $4,
                 l.elapsed_ms
                     + 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),
                 {", ".join(f"l.{c}" for c in log_columns)}
-            FROM m, jsonb_to_record(%s::jsonb) AS l({log_defs}),
+            FROM jsonb_to_record($8) AS l({log_defs}),
                 (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
                 (SELECT count(*) FROM callback) AS c""",
+        ),
     }
+
+
+# The statements each open connection has prepared. A PREPARE outlives a rolled-back
+# transaction, so after a failed round trip the server is asked which exist.
+_prepared: WeakKeyDictionary[Any, set[str] | None] = WeakKeyDictionary()
+
+
+def _execute(
+    cursor: Any, calls: Sequence[tuple[str, Sequence[Any]]], *, head: str = "", tail: str = ""
+) -> list[list[tuple[Any, ...]]]:
+    """EXECUTE the named statements, in one round trip, preparing those this connection
+    has not prepared yet in the same round trip (the first request of a connection);
+    return each call's rows.
+
+    Prepared, the statements are parsed and planned once per connection instead of once
+    per request: most of the database's own cost for a small request.
+    """
+    raw = connection.connection
+    known = _prepared.get(raw, set())
+    if known is None:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        known = {name for (name,) in cursor.fetchall()}
+    statements, params, preparing = [], [], []
+    definitions = _pg_statements()
+    for name, args in calls:
+        preparing.append(name not in known)
+        if name not in known:
+            types, body = definitions[name]
+            statements.append(f"PREPARE {name} ({types}) AS {body}")
+        statements.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
+        params += args
+    _prepared[raw] = None  # unknown, until the round trip has gone through
+    cursor.execute(head + ";\n".join(statements) + tail, params)
+    _prepared[raw] = known | {name for name, _ in calls}
+    results = []
+    psycopg_cursor = cursor.cursor
+    if head:
+        psycopg_cursor.nextset()  # BEGIN's
+    for index, prepared_now in enumerate(preparing):
+        if prepared_now:
+            psycopg_cursor.nextset()  # the PREPARE's
+        results.append(psycopg_cursor.fetchall() if psycopg_cursor.description else [])
+        if index < len(preparing) - 1:
+            psycopg_cursor.nextset()
+    return results
 
 
 def _log_json(log: LogRow) -> bytes:
@@ -253,47 +315,61 @@ def _bigint_array(values: Iterable[int]) -> str:
 
 
 class PostgresWriter:
+    """The transaction is opened by the read's round trip and committed by the write's.
+
+    Django's `atomic()` would send psycopg's BEGIN as a round trip of its own; so, when no
+    transaction is open (the request's own block is the outermost), the writer sends
+    BEGIN and COMMIT itself, in the same `execute` as the statements, on a connection left
+    in autocommit, and ROLLBACK if anything fails in between. Inside a caller's
+    transaction (tests, a larger unit of work) it takes a savepoint with `atomic()`.
+    """
+
+    def __enter__(self) -> PostgresWriter:
+        self._own = not connection.in_atomic_block and connection.get_autocommit()
+        self._begun = False
+        if not self._own:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if not self._own:
+            self._atomic.__exit__(exc_type, exc, traceback)
+        elif exc_type is not None and self._begun:
+            # Nothing half-written: whatever the statement that failed, undo the rest.
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+
     def read(self, request: ReadRequest) -> Snapshot:
-        """One round trip: the locks, then every read the plan needs (several statements
-        in one `execute`, which Django's client-side-binding cursor allows)."""
-        sql = _pg_sql()
-        statements: list[str] = []
-        params: list[Any] = []
+        """One round trip: the locks, then every read the plan needs. Several statements
+        travel in one `execute` (Django's client-side-binding cursor allows it); each read
+        takes its snapshot after the locks, so it sees what the request before committed."""
         org = request.organization_id
+        calls: list[tuple[str, Sequence[Any]]] = []
         if request.exclusive_models:
-            statements.append(sql["locks"])
-            params.append(
-                _bigint_array(sorted(_model_lock(org, m) for m in request.exclusive_models))
-            )
+            ids = sorted(_model_lock(org, m) for m in request.exclusive_models)
+            calls.append(("cdp_model_locks", [_bigint_array(ids)]))
         elif request.pairs:
             model_locks, key_locks = _key_locks(request)
-            statements += [sql["shared_locks"], sql["locks"]]
-            params += [_bigint_array(model_locks), _bigint_array(key_locks)]
+            calls.append(("cdp_key_locks", [_bigint_array(model_locks), _bigint_array(key_locks)]))
         reads: list[str] = []
         if request.read_records and request.pairs:
-            statements.append(sql["records"])
-            params += [_json_text(request.pairs), org]
+            calls.append(("cdp_records", [_json_text(request.pairs), org]))
             reads.append("records")
         if request.fired_config_id is not None and request.fired_keys:
-            statements.append(sql["fired"])
-            params += [_json_text(request.fired_keys), org, request.fired_config_id]
+            calls.append(
+                ("cdp_fired", [_json_text(request.fired_keys), org, request.fired_config_id])
+            )
             reads.append("fired")
         if request.user_event_lookups:
-            statements.append(sql["user_events"])
-            params += [_json_text(request.user_event_lookups), org]
+            calls.append(("cdp_user_events", [_json_text(request.user_event_lookups), org]))
             reads.append("user_events")
-        if not statements:
+        if not calls:
             return Snapshot()
-        found: dict[str, list[tuple[Any, ...]]] = {}
         with connection.cursor() as cursor:
-            cursor.execute("\n".join(statements), params)
-            raw = cursor.cursor
-            # The lock statements come first; their results are skipped.
-            for _ in range(len(statements) - len(reads)):
-                raw.nextset()
-            for name in reads:
-                found[name] = raw.fetchall()
-                raw.nextset()
+            results = _execute(cursor, calls, head=self._begin())
+        # The lock statement comes first; the reads' rows are the last results.
+        found = dict(zip(reads, results[len(results) - len(reads) :], strict=True))
         return Snapshot(
             records={
                 (model_id, key): (cdp_id, orjson.loads(data) if isinstance(data, str) else data)
@@ -303,10 +379,16 @@ class PostgresWriter:
             user_events=known_user_events(found.get("user_events", ())),
         )
 
-    def write(self, plan: IngestPlan, *, commit: bool) -> None:
-        """One statement for every row of the plan; with `commit` (the request's block is
-        the outermost), the COMMIT travels in the same round trip, and the block's own
-        commit then finds nothing left to do."""
+    def _begin(self) -> str:
+        if not self._own or self._begun:
+            return ""
+        self._begun = True
+        return "BEGIN;\n"
+
+    def write(self, plan: IngestPlan) -> None:
+        """One statement for every row of the plan, with the COMMIT in the same round trip
+        when the writer owns the transaction (alone, without a read, the statement is a
+        transaction of its own)."""
         callback = plan.callback
         callbacks = (
             [
@@ -329,9 +411,10 @@ class PostgresWriter:
             _json_text(callbacks),
             _log_json(plan.log).decode(),
         ]
-        sql = _pg_sql()["write"] + (";\nCOMMIT" if commit else "")
+        tail = ";\nCOMMIT" if self._own and self._begun else ""
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            _execute(cursor, [("cdp_write", params)], tail=tail)
+        self._begun = False
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,6 +430,16 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 class PortableWriter:
+    """Django's `atomic()`: on SQLite, `BEGIN IMMEDIATE` takes the write lock at once."""
+
+    def __enter__(self) -> PortableWriter:
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        self._atomic.__exit__(exc_type, exc, traceback)
+
     def read(self, request: ReadRequest) -> Snapshot:
         records: dict[Pair, tuple[str, dict[str, Any]]] = {}
         if request.read_records:
@@ -391,7 +484,7 @@ class PortableWriter:
             records=records, fired=frozenset(fired), user_events=known_user_events(found)
         )
 
-    def write(self, plan: IngestPlan, *, commit: bool) -> None:
+    def write(self, plan: IngestPlan) -> None:
         began = time.perf_counter()
         organization_id, now = plan.organization_id, plan.now
         # One upsert for the inserts and the updates alike (a constant number of

@@ -541,6 +541,29 @@ def test_grouped_and_flat_custom_fields_are_stored_flat(api_a):
 # --- nothing half-written -------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_write_outside_any_transaction_is_rolled_back(tenant_a, tenant_b, request):
+    # The writer opens and commits the transaction itself here (no test transaction).
+    from tests.ingestion.conftest import ingest_for
+
+    api = ingest_for(tenant_a)
+    api.post([api.entry("OLD-1", customField01="before")])
+    request.getfixturevalue("failing_log_write")
+    api.client.raise_request_exception = False
+
+    response = api.post([api.entry("NEW-1"), api.entry("OLD-1", customField01="after")])
+
+    assert response.status_code == 500
+    assert list(api.records().values_list("key", "data")) == [
+        ("OLD-1", {"refId": "OLD-1", "customField01": "before"})
+    ]
+    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 1
+    # The connection is left clean: the next request goes through.
+    request.getfixturevalue("monkeypatch").undo()
+    assert api.post([api.entry("NEW-2")]).json()["created"] == 1
+    assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
+
+
 def test_a_failing_log_write_stores_nothing(api_a, request):
     api_a.post([api_a.entry("OLD-1", customField01="before")])
     before = api_a.record("OLD-1")
