@@ -240,8 +240,10 @@ class Server:
         env = {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         env["WEB_CONCURRENCY"] = str(self.workers)
         command = [gunicorn, "-c", str(ROOT / "gunicorn.conf.py")]
-        if self.threads > 1:
-            command += ["--worker-class", "gthread", "--threads", str(self.threads)]
+        if self.threads == 0:
+            command += ["--worker-class", "sync"]
+        else:
+            env["WEB_THREADS"] = str(self.threads)
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         for _ in range(100):
             try:
@@ -451,8 +453,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per worker (0: sync workers instead)"
+    )
+    parser.add_argument(
+        "--no-keep-alive",
+        action="store_true",
+        help="a new connection per request (Connection: close) instead of kept-alive ones",
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per run")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -484,6 +493,7 @@ def main() -> None:
         "machine": machine(),
         "workers": args.workers,
         "threads": args.threads,
+        "keep_alive": not args.no_keep_alive,
         "runs": [],
     }
     try:
@@ -511,7 +521,12 @@ def main() -> None:
 
         def measure(name: str, batch_size: int, concurrency: int, seconds: float) -> list[dict]:
             scenario = scenario_of(name, batch_size)
-            send = endpoint_sender(args.port, token, config_id if scenario.with_event else None)
+            send = endpoint_sender(
+                args.port,
+                token,
+                config_id if scenario.with_event else None,
+                keep_alive=not args.no_keep_alive,
+            )
             endpoint = drive("endpoint", scenario, concurrency, seconds, send, keys, existing)
             endpoint.server_rss_mb = server.rss_mb()
             send_c, close_c = ceiling_sender(dsn, org_id, model_id, concurrency)
@@ -539,7 +554,7 @@ def main() -> None:
         if args.soak:
             samples = []
             scenario = scenario_of("create")
-            send = endpoint_sender(args.port, token, None)
+            send = endpoint_sender(args.port, token, None, keep_alive=not args.no_keep_alive)
             stop_at = time.perf_counter() + args.soak
             began = time.perf_counter()
             while time.perf_counter() < stop_at:

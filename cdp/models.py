@@ -240,7 +240,10 @@ class FieldDefinition(models.Model):
 
 
 class EntityRecord(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="records")
+    # Indexed by the constraints that lead with it (no index of its own to update).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="records")
     key = models.CharField(max_length=255)
     cdp_id = models.CharField(max_length=20, default=identifiers.cdp_id_generate, editable=False)

@@ -6,8 +6,12 @@ from cdp.models import ApiKey, Organization
 
 
 class IngestionRequest(models.Model):
+    # Indexed by the constraints that lead with it (no index of its own to update).
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="ingestion_requests"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="ingestion_requests",
+        db_index=False,
     )
     api_key = models.ForeignKey(
         ApiKey,
@@ -76,8 +80,12 @@ class CallbackDelivery(models.Model):
     `last_error` and `delivered_at`; `body` is the JSON sent, which holds no secret.
     """
 
+    # Indexed by the constraints that lead with it (no index of its own to update).
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="callback_deliveries"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="callback_deliveries",
+        db_index=False,
     )
     request_id = models.CharField(max_length=32)
     # The public 8-character prefix of the key that sent the request; blank for imports.

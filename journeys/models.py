@@ -96,8 +96,12 @@ class JourneyEventConfig(models.Model):
 
 
 class UserEvent(models.Model):
+    # Indexed by the constraints that lead with it (no index of its own to update).
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="user_events"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="user_events",
+        db_index=False,
     )
     config = models.ForeignKey(
         JourneyEventConfig,
@@ -135,9 +139,22 @@ class UserEvent(models.Model):
         verbose_name_plural = "events"
         ordering = ["-event_at", "-id"]
         indexes = [
+            # The Read API's pages, newest first, whatever the filter: each filter has an
+            # index that ends in the page order, so no page sorts the tenant's events.
             models.Index(fields=["organization", "-event_at", "-id"], name="userevent_org_time"),
-            models.Index(fields=["organization", "event_name"], name="userevent_org_name"),
-            models.Index(fields=["organization", "source", "source_id"], name="userevent_org_src"),
+            models.Index(
+                fields=["organization", "event_name", "-event_at", "-id"],
+                name="userevent_org_name_time",
+            ),
+            models.Index(
+                fields=["organization", "source", "-event_at", "-id"],
+                name="userevent_org_source_time",
+            ),
+            # Also the lookup of a stored event by (source, sourceId, eventName).
+            models.Index(
+                fields=["organization", "source", "source_id", "-event_at", "-id"],
+                name="userevent_org_src_time",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
