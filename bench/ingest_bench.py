@@ -518,6 +518,9 @@ def main() -> None:
             assert seed(0, batch)[0], "seeding failed"
             ceiling_seed(0, batch)
         close_seed()
+        # What autovacuum would have done by now on a running system: statistics.
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("ANALYZE")
 
         def measure(name: str, batch_size: int, concurrency: int, seconds: float) -> list[dict]:
             scenario = scenario_of(name, batch_size)

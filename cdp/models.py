@@ -244,7 +244,12 @@ class EntityRecord(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="records", db_index=False
     )
-    data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="records")
+    # No index of its own either: records are looked up by (organization, model, key), and
+    # an index on the model alone could only serve deleting a model, which only deleting
+    # the organization does; meanwhile it costs every insert and tempts the planner.
+    data_model = models.ForeignKey(
+        DataModel, on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     key = models.CharField(max_length=255)
     cdp_id = models.CharField(max_length=20, default=identifiers.cdp_id_generate, editable=False)
     data = models.JSONField(default=dict)

@@ -176,6 +176,8 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
                 LIMIT 1
             ) AS e""",
         ),
+        # Ingested events are unique per (source, sourceId, eventName) when `Created`, and
+        # per eventAt too when `Changed`: one lookup in each of the two unique indexes.
         "cdp_user_events": (
             "jsonb, bigint",
             f"""SELECT e.event_id, e.condition, e.source, e.source_id, e.event_name,
@@ -186,6 +188,14 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
                     e.event_at
                 FROM {events} e
                 WHERE e.organization_id = $2 AND e.config_id IS NULL
+                    AND e.condition = 'Created'
+                    AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
+                UNION ALL
+                SELECT e.id, e.event_id, e.condition, e.source, e.source_id, e.event_name,
+                    e.event_at
+                FROM {events} e
+                WHERE e.organization_id = $2 AND e.config_id IS NULL
+                    AND e.condition = 'Changed'
                     AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
                 OFFSET 0
             ) AS e
@@ -243,7 +253,11 @@ _prepared: WeakKeyDictionary[Any, set[str] | None] = WeakKeyDictionary()
 
 
 def _execute(
-    cursor: Any, calls: Sequence[tuple[str, Sequence[Any]]], *, head: str = "", tail: str = ""
+    cursor: Any,
+    calls: Sequence[tuple[str, Sequence[Any]]],
+    *,
+    head: Sequence[str] = (),
+    tail: Sequence[str] = (),
 ) -> list[list[tuple[Any, ...]]]:
     """EXECUTE the named statements, in one round trip, preparing those this connection
     has not prepared yet in the same round trip (the first request of a connection);
@@ -267,12 +281,12 @@ def _execute(
         statements.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
         params += args
     _prepared[raw] = None  # unknown, until the round trip has gone through
-    cursor.execute(head + ";\n".join(statements) + tail, params)
+    cursor.execute(";\n".join([*head, *statements, *tail]), params)
     _prepared[raw] = known | {name for name, _ in calls}
     results = []
     psycopg_cursor = cursor.cursor
-    if head:
-        psycopg_cursor.nextset()  # BEGIN's
+    for _ in head:
+        psycopg_cursor.nextset()
     for index, prepared_now in enumerate(preparing):
         if prepared_now:
             psycopg_cursor.nextset()  # the PREPARE's
@@ -366,8 +380,13 @@ class PostgresWriter:
             reads.append("user_events")
         if not calls:
             return Snapshot()
+        # Custom plans for the reads: the lookups' best index depends on the values (and a
+        # generic plan, made before the tables have statistics, may scan the tenant).
+        head = [*self._begin(), "SET LOCAL plan_cache_mode = force_custom_plan"]
         with connection.cursor() as cursor:
-            results = _execute(cursor, calls, head=self._begin())
+            results = _execute(
+                cursor, calls, head=head, tail=["SET LOCAL plan_cache_mode = DEFAULT"]
+            )
         # The lock statement comes first; the reads' rows are the last results.
         found = dict(zip(reads, results[len(results) - len(reads) :], strict=True))
         return Snapshot(
@@ -379,11 +398,11 @@ class PostgresWriter:
             user_events=known_user_events(found.get("user_events", ())),
         )
 
-    def _begin(self) -> str:
+    def _begin(self) -> list[str]:
         if not self._own or self._begun:
-            return ""
+            return []
         self._begun = True
-        return "BEGIN;\n"
+        return ["BEGIN"]
 
     def write(self, plan: IngestPlan) -> None:
         """One statement for every row of the plan, with the COMMIT in the same round trip
@@ -411,7 +430,7 @@ class PostgresWriter:
             _json_text(callbacks),
             _log_json(plan.log).decode(),
         ]
-        tail = ";\nCOMMIT" if self._own and self._begun else ""
+        tail = ["COMMIT"] if self._own and self._begun else []
         with connection.cursor() as cursor:
             _execute(cursor, [("cdp_write", params)], tail=tail)
         self._begun = False

@@ -103,12 +103,16 @@ class UserEvent(models.Model):
         related_name="user_events",
         db_index=False,
     )
+    # No index of its own: the ingest path looks a config's events up by (organization,
+    # config, sourceId) in `userevent_created_once`; an index on the config alone would
+    # cost every insert and could lure the planner away from that one.
     config = models.ForeignKey(
         JourneyEventConfig,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="events",
+        db_index=False,
     )
     event_id = models.CharField(max_length=32, default=event_id_generate, editable=False)
     # Indexed and de-duplicated on: entries are held to 255 characters (cdp.schema).
