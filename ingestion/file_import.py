@@ -23,8 +23,11 @@ records come back `unchanged`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,13 +37,14 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import orjson
+from django.db import connection
 
 from cdp.errors import ApiError
 from cdp.models import Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, FieldType
 from cdp.selectors import LoadedModel, organization_models
 from ingestion.payload import holds_unstorable_text
-from ingestion.pipeline import IngestLimits, ingest
+from ingestion.pipeline import IngestLimits, PreparedIngest, ingest_prepare, ingest_write
 from journeys.configs import config_resolve
 
 FileFormat = Literal["json", "ndjson", "csv"]
@@ -196,15 +200,54 @@ def _json_array_records(handle: TextIO) -> Iterator[FileRecord]:
         raise ImportFileInvalid(f"line {line}: text after the array")
 
 
-def _ndjson_records(handle: TextIO) -> Iterator[FileRecord]:
-    for number, text in enumerate(handle, start=1):
-        if not text.strip():
-            continue
+UNSTORABLE = "holds text that cannot be stored (U+0000 or a lone surrogate)"
+_BOM = b"\xef\xbb\xbf"
+
+
+def _ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file's non-blank lines, as bytes, with their numbers (a byte-order mark, as
+    spreadsheet exports write, is not part of the data)."""
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise ImportFileInvalid(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            if line.strip():
+                yield number, line
+
+
+def _ndjson_records(path: Path) -> Iterator[FileRecord]:
+    for number, line in _ndjson_lines(path):
         try:
-            # orjson, as the API parses bodies: no NaN or Infinity, no lone surrogates.
-            yield FileRecord(number, orjson.loads(text))
+            # orjson, as the API parses bodies: strict UTF-8, no NaN or Infinity, no lone
+            # surrogates; U+0000 reaches the data only through the escape "\u0000".
+            entry = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            yield FileRecord(number, text.rstrip("\r\n"), f"not valid JSON: {error}")
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            yield FileRecord(number, text, f"not valid JSON: {error}")
+            continue
+        if b"\\u0000" in line and holds_unstorable_text(entry):
+            yield FileRecord(number, entry, UNSTORABLE)
+        else:
+            yield FileRecord(number, entry)
+
+
+def _ndjson_count(path: Path) -> int:
+    """The records of an NDJSON file, and whether it is all UTF-8, without parsing them
+    (a line that is not JSON is rejected on its own, when it is read)."""
+    count = 0
+    for number, line in _ndjson_lines(path):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ImportFileInvalid(
+                f"{path} is not UTF-8 text (byte {error.start} of line {number})"
+            ) from None
+        count += 1
+    return count
 
 
 class _CsvSchema:
@@ -278,12 +321,13 @@ def records_read(
 ) -> Iterator[FileRecord]:
     """The file's records, in order. CSV cells of list fields are decoded when the
     organization and object type are given. Raises ImportFileInvalid."""
+    if file_format == "ndjson":
+        yield from _ndjson_records(path)
+        return
     with _open(path) as handle:
         try:
             if file_format == "json":
                 yield from _json_array_records(handle)
-            elif file_format == "ndjson":
-                yield from _ndjson_records(handle)
             else:
                 schema = None
                 if organization is not None and object_type is not None:
@@ -296,6 +340,8 @@ def records_read(
 def records_count(path: Path, file_format: FileFormat) -> int:
     """How many records the file holds; reading it whole first finds what would refuse
     it (bad JSON, a bad CSV header, text that is not UTF-8) before anything is written."""
+    if file_format == "ndjson":
+        return _ndjson_count(path)
     return sum(1 for _record in records_read(path, file_format))
 
 
@@ -339,84 +385,152 @@ def records_import(
     on_reject: Callable[[Reject], None],
     on_progress: Callable[[ImportStats], None] | None = None,
 ) -> ImportStats:
-    """Import the file's records in batches through `ingest_data` (api_key None).
+    """Import the file's records in batches through the ingest pipeline (api_key None).
 
     Each rejected record, whether the file could not give it or the pipeline refused it,
-    goes to `on_reject`; `on_progress` hears after each batch. Raises ImportRefused or
-    ImportFileInvalid before writing anything; an error while writing stops the import
-    after the batches already committed (re-running the file is safe).
+    goes to `on_reject`; `on_progress` hears after each batch; both are called from one
+    thread, in file order. Raises ImportRefused or ImportFileInvalid before writing
+    anything; an error while writing stops the import after the batches already
+    committed (re-running the file is safe).
+
+    While one batch is written, the next is read and validated (`ingest_prepare` here,
+    `ingest_write` in a writer thread with its own database connection), so that
+    Python's work and the database's overlap. Inside a caller's transaction (tests) the
+    batches are written in this thread, which alone sees that transaction.
     """
     _settings_check(organization=organization, object_type=object_type, je_config_id=je_config_id)
     stats = ImportStats(total=records_count(path, file_format))
-    size = BATCH_SIZE
     records = records_read(path, file_format, organization=organization, object_type=object_type)
-    for batch in _batches(records, size):
-        sendable: list[FileRecord] = []
-        for record in batch:
-            if record.error is None and holds_unstorable_text(record.entry):
-                record = FileRecord(
-                    record.line,
-                    record.entry,
-                    "holds text that cannot be stored (U+0000 or a lone surrogate)",
+    with _BatchWriter(stats, on_reject, on_progress) as batch_writer:
+        for batch in _batches(records, BATCH_SIZE):
+            unreadable: list[Reject] = []
+            sendable: list[FileRecord] = []
+            for record in batch:
+                # NDJSON lines were checked as they were read, cheaply; the other readers'
+                # text may hold anything.
+                if (
+                    file_format != "ndjson"
+                    and record.error is None
+                    and holds_unstorable_text(record.entry)
+                ):
+                    record = FileRecord(record.line, record.entry, UNSTORABLE)
+                if record.error is None:
+                    sendable.append(record)
+                else:
+                    unreadable.append(Reject(record.line, record.entry, record.error))
+            prepared = None
+            if sendable:
+                prepared = ingest_prepare(
+                    organization=organization,
+                    api_key=None,
+                    request_id=uuid.uuid4().hex,
+                    data={
+                        "objectType": object_type,
+                        "source": source,
+                        "jeConfigId": je_config_id,
+                        "jeEventKey": None,
+                        "entries": [r.entry for r in sendable],
+                    },
+                    init_data=init_data,
+                    limits=IMPORT_LIMITS,
                 )
-            if record.error is None:
-                sendable.append(record)
-            else:
-                on_reject(Reject(record.line, record.entry, record.error))
-                stats.failed += 1
-        if sendable:
-            _batch_ingest(
-                organization=organization,
-                records=sendable,
-                data={
-                    "objectType": object_type,
-                    "source": source,
-                    "jeConfigId": je_config_id,
-                    "jeEventKey": None,
-                    "entries": [r.entry for r in sendable],
-                },
-                init_data=init_data,
-                stats=stats,
-                on_reject=on_reject,
-            )
-        stats.processed += len(batch)
-        stats.batches += 1
-        if on_progress is not None:
-            on_progress(stats)
+            batch_writer.put(_Batch(len(batch), unreadable, sendable, prepared))
     return stats
 
 
-def _batch_ingest(
-    *,
-    organization: Organization,
-    records: list[FileRecord],
-    data: dict[str, Any],
-    init_data: bool,
-    stats: ImportStats,
-    on_reject: Callable[[Reject], None],
-) -> None:
-    response = ingest(
-        organization=organization,
-        api_key=None,
-        request_id=uuid.uuid4().hex,
-        data=data,
-        init_data=init_data,
-        limits=IMPORT_LIMITS,
-    )
-    if response.error is not None:
-        # A refusal of this batch only (a User Event of another model than its entries').
-        error = response.error
-        for record in records:
-            on_reject(Reject(record.line, record.entry, f"{error.error_code}: {error.message}"))
-        stats.failed += len(records)
-        return
-    body = response.body
-    stats.created += body["created"]
-    stats.updated += body["updated"]
-    stats.unchanged += body["unchanged"]
-    stats.failed += body["failed"]
-    stats.events_generated += body["events"]["generated"]
-    for result in body["results"]:
-        if result["status"] != 200:
-            record = records[result["index"]]
-            on_reject(Reject(record.line, record.entry, result["errorMessage"]))
+@dataclass(frozen=True)
+class _Batch:
+    size: int
+    unreadable: list[Reject]
+    records: list[FileRecord]
+    prepared: PreparedIngest | None
+
+
+_DONE = None
+
+
+class _BatchWriter:
+    """Writes prepared batches in order, in a thread of its own unless the caller holds a
+    transaction; re-raises, in the caller's thread, whatever stopped it."""
+
+    def __init__(
+        self,
+        stats: ImportStats,
+        on_reject: Callable[[Reject], None],
+        on_progress: Callable[[ImportStats], None] | None,
+    ) -> None:
+        self.stats, self.on_reject, self.on_progress = stats, on_reject, on_progress
+        self.threaded = not connection.in_atomic_block
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+
+    def __enter__(self) -> _BatchWriter:
+        if self.threaded:
+            self.thread.start()
+        return self
+
+    def put(self, batch: _Batch) -> None:
+        if not self.threaded:
+            self._write(batch)
+            return
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if not self.threaded:
+            return
+        if self.thread.is_alive():
+            # On an error here, stop after the batch being written; else write the rest.
+            self.queue.put(_DONE)
+            self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            while (batch := self.queue.get()) is not _DONE:
+                self._write(batch)
+        except BaseException as error:  # re-raised in the importing thread
+            self.error = error
+            # Let a producer blocked on a full queue see the error.
+            with contextlib.suppress(queue.Empty):
+                self.queue.get_nowait()
+        finally:
+            connection.close()
+
+    def _write(self, batch: _Batch) -> None:
+        stats = self.stats
+        for reject in batch.unreadable:
+            self.on_reject(reject)
+        stats.failed += len(batch.unreadable)
+        prepared = batch.prepared
+        if prepared is not None and prepared.refusal is not None:
+            # A refusal of this batch only (a User Event of another model than its entries').
+            error = prepared.refusal.error
+            assert error is not None
+            for record in batch.records:
+                self.on_reject(
+                    Reject(record.line, record.entry, f"{error.error_code}: {error.message}")
+                )
+            stats.failed += len(batch.records)
+        elif prepared is not None:
+            log = ingest_write(prepared).plan.log
+            stats.created += log.created
+            stats.updated += log.updated
+            stats.unchanged += log.unchanged
+            stats.failed += log.failed
+            stats.events_generated += log.events_generated
+            for rejected in prepared.rejected:
+                record = batch.records[rejected.index]
+                self.on_reject(Reject(record.line, record.entry, rejected.message))
+        stats.processed += batch.size
+        stats.batches += 1
+        if self.on_progress is not None:
+            self.on_progress(stats)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -129,6 +129,25 @@ def _read_request(
     )
 
 
+@dataclass(frozen=True)
+class PreparedIngest:
+    """A request past its checks (5–13) and the validation of its entries: what remains
+    is the transaction (`ingest_write`). Or its refusal, already logged."""
+
+    refusal: IngestResponse | None
+    organization: Organization
+    api_key: ApiKey | None
+    caller: Caller
+    request_id: str
+    started: float
+    limits: IngestLimits
+    payload: IngestPayload | None = None
+    rules: UserEventRules | None = None
+    warnings: list[str] = field(default_factory=list)
+    valid: list[ValidEntry] = field(default_factory=list)
+    rejected: list[RejectedEntry] = field(default_factory=list)
+
+
 def ingest(
     *,
     organization: Organization,
@@ -147,8 +166,36 @@ def ingest(
     `init_data` is the raw query value (or a bool, for imports). Checks 5–13 answer a
     refusal (`IngestResponse.error`), logged and storing nothing; otherwise the plan is
     written in one transaction, answering 200, or 400 INVALID_ENTRIES with the full body
-    when every entry was rejected.
+    when every entry was rejected. The two steps are `ingest_prepare` and `ingest_write`
+    (an import runs them in two threads, one batch apart).
     """
+    prepared = ingest_prepare(
+        organization=organization,
+        api_key=api_key,
+        request_id=request_id,
+        body=body,
+        content_type=content_type,
+        data=data,
+        init_data=init_data,
+        schema_version=schema_version,
+        limits=limits,
+    )
+    return prepared.refusal or ingest_write(prepared)
+
+
+def ingest_prepare(
+    *,
+    organization: Organization,
+    api_key: ApiKey | None,
+    request_id: str,
+    body: bytes | HttpRequest | None = None,
+    content_type: str = "application/json",
+    data: dict[str, Any] | None = None,
+    init_data: str | bool | None = None,
+    schema_version: bytes | None = None,
+    limits: IngestLimits | None = None,
+) -> PreparedIngest:
+    """Checks 5–13 and every entry's validation (see `ingest`); no transaction."""
     started = time.perf_counter()
     limits = limits or api_limits()
     caller = Caller(
@@ -157,6 +204,7 @@ def ingest(
         api_key_id=api_key.pk if api_key is not None else None,
         api_key_prefix=api_key.prefix if api_key is not None else "",
     )
+    prepared = PreparedIngest(None, organization, api_key, caller, request_id, started, limits)
     payload: IngestPayload | None = None
     rules: UserEventRules | None = None
     try:
@@ -178,7 +226,8 @@ def ingest(
         )
         warnings = _ignored_fields_check(payload, by_id)
     except ApiError as error:
-        return _refuse(organization, api_key, caller, request_id, payload, rules, error, started)
+        refusal = _refuse(organization, api_key, caller, request_id, payload, rules, error, started)
+        return replace(prepared, refusal=refusal)
 
     valid: list[ValidEntry] = []
     rejected: list[RejectedEntry] = []
@@ -193,32 +242,41 @@ def ingest(
             custom_models=custom_models,
         )
         (valid if type(checked) is ValidEntry else rejected).append(checked)  # type: ignore[arg-type]
+    return replace(
+        prepared, payload=payload, rules=rules, warnings=warnings, valid=valid, rejected=rejected
+    )
 
-    read = _read_request(organization.pk, payload, valid, rules, limits)
+
+def ingest_write(prepared: PreparedIngest) -> IngestResponse:
+    """The locked read, the plan and its write, in one transaction; then the log line."""
+    payload, rules, valid = prepared.payload, prepared.rules, prepared.valid
+    assert payload is not None and prepared.refusal is None
+    organization = prepared.organization
+    read = _read_request(organization.pk, payload, valid, rules, prepared.limits)
     with writer() as store:
         now = timezone.now()
         snapshot = store.read(read) if read.pairs else Snapshot()
         plan = plan_build(
-            caller=caller,
-            request_id=request_id,
+            caller=prepared.caller,
+            request_id=prepared.request_id,
             payload=payload,
             valid=valid,
-            rejected=rejected,
+            rejected=prepared.rejected,
             rules=rules,
-            warnings=warnings,
+            warnings=prepared.warnings,
             snapshot=snapshot,
-            events_cap=limits.events_cap,
+            events_cap=prepared.limits.events_cap,
             now=now,
             new_cdp_id=iter(cdp_ids_generate(len(valid))).__next__,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
+            elapsed_ms=(time.perf_counter() - prepared.started) * 1000,
         )
         store.write(plan)
     ingest_log_line(
         organization=organization,
-        api_key=api_key,
-        request_id=request_id,
+        api_key=prepared.api_key,
+        request_id=prepared.request_id,
         log=plan.log,
-        duration_ms=(time.perf_counter() - started) * 1000,
+        duration_ms=(time.perf_counter() - prepared.started) * 1000,
     )
     return IngestResponse(plan.status, plan.content, plan=plan)
 

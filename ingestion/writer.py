@@ -130,14 +130,7 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
     come from the models)."""
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
-    event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
-    event_values = ", ".join(
-        "to_timestamp(t.event_at_ms / 1000.0)" if c == "event_at_ms" else f"t.{c}"
-        for c in EVENT_COLUMNS
-    )
-    event_targets = ", ".join("event_at" if c == "event_at_ms" else c for c in EVENT_COLUMNS)
-    log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
-    log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
+    write = _write_statement(records, events, logs, callbacks)
     return {
         # The shared model locks, then the key locks, each array in sorted order.
         "cdp_key_locks": (
@@ -205,13 +198,61 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
         # their counts so that it is written last and its duration includes theirs.
         "cdp_write": (
             "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb",
-            f"""WITH records AS (
+            write.replace(
+                "{records_source}",
+                "jsonb_to_recordset($5) AS t(model_id bigint, key text, cdp_id text, data jsonb)",
+            ),
+        ),
+        # The same, for large plans (imports): the rows were copied into the session's
+        # staging table (COPY), $5 is unused.
+        "cdp_write_staged": (
+            "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb",
+            write.replace("{records_source}", f"{STAGED_RECORDS} AS t"),
+        ),
+        "cdp_records_staged": (
+            "bigint",
+            f"""SELECT k.model_id, k.key, r.cdp_id, r.data
+            FROM {STAGED_KEYS} k
+            CROSS JOIN LATERAL (
+                SELECT r.cdp_id, r.data FROM {records} r
+                WHERE r.organization_id = $1 AND r.data_model_id = k.model_id
+                    AND r.key = k.key
+                OFFSET 0
+            ) AS r""",
+        ),
+    }
+
+
+# Session tables for large plans, emptied at every commit.
+STAGED_KEYS = "cdp_staged_keys"
+STAGED_RECORDS = "cdp_staged_records"
+_STAGING_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_KEYS} (model_id bigint, key text)"
+    " ON COMMIT DELETE ROWS",
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_RECORDS}"
+    " (model_id bigint, key text, cdp_id text, data jsonb) ON COMMIT DELETE ROWS",
+)
+# From this many rows on, the rows travel by COPY rather than as one JSON parameter
+# (parsing a megabyte of literal text costs the database about as much as the inserts).
+STAGING_FROM = 500
+
+
+def _write_statement(records: str, events: str, logs: str, callbacks: str) -> str:
+    """The write, with `{records_source}` left to fill."""
+    event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
+    event_values = ", ".join(
+        "to_timestamp(t.event_at_ms / 1000.0)" if c == "event_at_ms" else f"t.{c}"
+        for c in EVENT_COLUMNS
+    )
+    event_targets = ", ".join("event_at" if c == "event_at_ms" else c for c in EVENT_COLUMNS)
+    log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
+    log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
+    return f"""WITH records AS (
                 INSERT INTO {records} AS r
                     (organization_id, data_model_id, key, cdp_id, data, source,
                      created_at, updated_at)
                 SELECT $1, t.model_id, t.key, t.cdp_id, t.data, $3, $4, $4
-                FROM jsonb_to_recordset($5)
-                    AS t(model_id bigint, key text, cdp_id text, data jsonb)
+                FROM {{records_source}}
                 ORDER BY t.model_id, t.key
                 ON CONFLICT (organization_id, data_model_id, key) DO UPDATE
                 SET data = EXCLUDED.data, source = EXCLUDED.source,
@@ -242,11 +283,11 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
                 {", ".join(f"l.{c}" for c in log_columns)}
             FROM jsonb_to_record($8) AS l({log_defs}),
                 (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
-                (SELECT count(*) FROM callback) AS c""",
-        ),
-    }
+                (SELECT count(*) FROM callback) AS c"""
 
 
+# The open connections whose session has the staging tables.
+_staging_made: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
 # The statements each open connection has prepared. A PREPARE outlives a rolled-back
 # transaction, so after a failed round trip the server is asked which exist.
 _prepared: WeakKeyDictionary[Any, set[str] | None] = WeakKeyDictionary()
@@ -367,7 +408,19 @@ class PostgresWriter:
             model_locks, key_locks = _key_locks(request)
             calls.append(("cdp_key_locks", [_bigint_array(model_locks), _bigint_array(key_locks)]))
         reads: list[str] = []
-        if request.read_records and request.pairs:
+        staged = request.read_records and len(request.pairs) >= STAGING_FROM
+        if staged:
+            # The keys travel by COPY between the locks and the reads.
+            locks, calls = calls, []
+            head = [*self._begin(), *self._staging()]
+            with connection.cursor() as cursor:
+                _execute(cursor, locks, head=head)
+                with cursor.cursor.copy(f"COPY {STAGED_KEYS} (model_id, key) FROM STDIN") as copy:
+                    for pair in request.pairs:
+                        copy.write_row(pair)
+            calls.append(("cdp_records_staged", [org]))
+            reads.append("records")
+        elif request.read_records and request.pairs:
             calls.append(("cdp_records", [_json_text(request.pairs), org]))
             reads.append("records")
         if request.fired_config_id is not None and request.fired_keys:
@@ -404,6 +457,14 @@ class PostgresWriter:
         self._begun = True
         return ["BEGIN"]
 
+    def _staging(self) -> list[str]:
+        """The statements that give this session empty staging tables (emptied at commit
+        too, but a caller's transaction may span several plans)."""
+        raw = connection.connection
+        made = _staging_made.get(raw, False)
+        _staging_made[raw] = True
+        return [*(() if made else _STAGING_DDL), f"TRUNCATE {STAGED_KEYS}, {STAGED_RECORDS}"]
+
     def write(self, plan: IngestPlan) -> None:
         """One statement for every row of the plan, with the COMMIT in the same round trip
         when the writer owns the transaction (alone, without a read, the statement is a
@@ -420,19 +481,37 @@ class PostgresWriter:
             if callback is not None
             else []
         )
+        staged = len(plan.records) >= STAGING_FROM
         params = [
             plan.organization_id,
             plan.request_id,
             plan.source,
             plan.now,
-            _json_text(plan.records),
+            "[]" if staged else _json_text(plan.records),
             _json_text(plan.events),
             _json_text(callbacks),
             _log_json(plan.log).decode(),
         ]
-        tail = ["COMMIT"] if self._own and self._begun else []
+        if staged:
+            with connection.cursor() as cursor:
+                if not self._begun or not _staging_made.get(connection.connection):
+                    cursor.execute(";\n".join([*self._begin(), *self._staging()]))
+                copy_sql = f"COPY {STAGED_RECORDS} (model_id, key, cdp_id, data) FROM STDIN"
+                with cursor.cursor.copy(copy_sql) as copy:
+                    for row in plan.records:
+                        copy.write_row((row.model_id, row.key, row.cdp_id, _json_text(row.data)))
+        # The write's plan depends on no value (rows come from its JSON parameters), so the
+        # plan made once serves every request: planning it anew, with a megabyte of JSON
+        # as a constant, costs an import batch more than its inserts.
+        head = ["SET LOCAL plan_cache_mode = force_generic_plan"]
+        tail = ["SET LOCAL plan_cache_mode = DEFAULT"]
+        if self._own and self._begun:
+            tail = ["COMMIT"]
+        elif self._own:  # no read: the statement is a transaction of its own
+            head = tail = []
+        name = "cdp_write_staged" if staged else "cdp_write"
         with connection.cursor() as cursor:
-            _execute(cursor, [("cdp_write", params)], tail=tail)
+            _execute(cursor, [(name, params)], head=head, tail=tail)
         self._begun = False
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import threading
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,7 @@ def test_each_format_is_imported_through_the_pipeline(tmp_path, tenant_a, tenant
         (first + 2, "R-3", rejected[1]["error"]),
     ]
     assert "customFieldLong01" in rejected[1]["error"]
-    assert "\r4/4 records  created 2  updated 0  unchanged 0  failed 2  " in err
+    assert "| 4/4 [" in err and "created 2 updated 0 unchanged 0 failed 2]" in err
     log = IngestionRequest.objects.get(organization=tenant_a.organization)
     assert (log.api_key, log.source, log.total) == (None, "CRM-export", 4)
     assert records(tenant_b) == before_b
@@ -153,7 +155,7 @@ def test_rerun_gives_unchanged_and_fires_no_second_event(tmp_path, tenant_a):
 
     assert "created 2, updated 0, unchanged 0, failed 2; user events generated 2" in first
     assert "created 0, updated 0, unchanged 2, failed 2; user events generated 0" in second
-    assert "\r4/4 records  created 0  updated 0  unchanged 2  failed 2" in err
+    assert "| 4/4 [" in err and "created 0 updated 0 unchanged 2 failed 2]" in err
     assert records(tenant_a) == stored
     assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
 
@@ -285,7 +287,16 @@ def test_format_comes_from_the_extension_or_the_option(tmp_path, tenant_a):
     assert set(records(tenant_a)) == {"R-1"}
 
 
-def test_ten_thousand_records_finish_with_progress_output(tmp_path, tenant_a):
+def test_ten_thousand_records_finish_with_a_progress_bar(tmp_path, tenant_a, monkeypatch):
+    # What handles log records while a batch is written (its cdp.ingest line included).
+    seen_handlers = []
+    real_ingest_write = file_import.ingest_write
+
+    def ingest_write(prepared):
+        seen_handlers.append({type(h).__name__ for h in logging.getLogger().handlers})
+        return real_ingest_write(prepared)
+
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
     path = tmp_path / "big.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -296,23 +307,26 @@ def test_ten_thousand_records_finish_with_progress_output(tmp_path, tenant_a):
 
     out, err = run(path, tenant_a)
 
-    progress = err.split("\r")
-    assert progress[0] == ""
-    assert len(progress) == 201  # one line per batch of 50, rewritten in place
-    assert progress[1].startswith("50/10,000 records  created 50  ")
-    assert progress[-1].startswith(
-        "10,000/10,000 records  created 10,000  updated 0  unchanged 0  failed 0  "
-    )
-    assert progress[-1].rstrip().endswith("/s")
-    assert "10,000 records in " in out and "200 batches" in out
+    # tqdm's bar, redrawn in place: the last state counts everything, with a rate.
+    final = err.replace("\n", "\r").split("\r")
+    final = [line for line in final if line.strip()][-1]
+    assert "100%" in final and "10000/10000" in final, final
+    assert "records/s" in final
+    assert "created 10,000 updated 0 unchanged 0 failed 0" in final
+    assert "10,000 records in " in out and "5 batches" in out
     assert "created 10,000, updated 0, unchanged 0, failed 0" in out
     assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == 10_000
-    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 200
+    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 5
     assert EntityRecord.objects.get(organization=tenant_a.organization, key="B-09999").data == {
         "refId": "B-09999",
         "customField01": "tier-3",
         "customFieldLong01": 9999,
     }
+    # Log lines go through tqdm, which prints them above the bar, never inside it: the
+    # console handler is tqdm's while batches are written (pytest adds its own too).
+    assert len(seen_handlers) == 5
+    assert all("_TqdmLoggingHandler" in h and "StreamHandler" not in h for h in seen_handlers)
+    assert {type(h).__name__ for h in logging.getLogger().handlers} >= {"StreamHandler"}
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
@@ -338,3 +352,62 @@ def test_json_array_reader_is_exact_across_buffer_boundaries(tmp_path, monkeypat
     assert [r.entry for r in read] == values
     assert [r.line for r in read] == [2 + 2 * index for index in range(len(values))]
     assert file_import.records_count(path, "json") == len(values)
+
+
+def _big_ndjson(tmp_path, tenant, count: int) -> Path:
+    return write_ndjson(
+        tmp_path / "big.ndjson",
+        [
+            {"momCode": tenant.mom_code, "refId": f"T-{i:05d}", "customFieldLong01": i}
+            for i in range(count)
+        ],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_batches_are_written_by_a_writer_thread(tmp_path, monkeypatch):
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    writers = []
+    real_ingest_write = file_import.ingest_write
+
+    def ingest_write(prepared):
+        writers.append(threading.current_thread().name)
+        return real_ingest_write(prepared)
+
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
+    path = _big_ndjson(tmp_path, tenant, 5000)
+
+    out, _err = run(path, tenant)
+
+    assert writers == ["import-writer"] * 3  # batches of 2000, 2000 and 1000
+    assert "created 5,000, updated 0, unchanged 0, failed 0" in out
+    stored = EntityRecord.objects.filter(organization=tenant.organization)
+    assert stored.count() == 5000
+    assert stored.get(key="T-04999").data == {"refId": "T-04999", "customFieldLong01": 4999}
+    assert IngestionRequest.objects.filter(organization=tenant.organization).count() == 3
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_batch_stops_the_import_after_the_committed_ones(tmp_path, monkeypatch):
+    from tests.conftest import tenant_create
+
+    tenant = tenant_create("Acme", "a@acme.test")
+    real_ingest_write = file_import.ingest_write
+    calls = []
+
+    def ingest_write(prepared):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return real_ingest_write(prepared)
+
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
+
+    with pytest.raises(RuntimeError, match="the database went away"):
+        run(_big_ndjson(tmp_path, tenant, 5000), tenant)
+
+    assert EntityRecord.objects.filter(organization=tenant.organization).count() == 2000
+    assert len(calls) == 2  # the third batch was never written

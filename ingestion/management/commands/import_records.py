@@ -1,7 +1,8 @@
 """`manage.py import_records FILE --org GROUPKEY --object-type TYPE …`: bulk import.
 
-The work is `ingestion.file_import`; this command prints the progress (stderr, one line
-rewritten in place), the summary, and writes the rejects file.
+The work is `ingestion.file_import`; this command shows the progress (a tqdm bar on
+stderr: records, rate, time left, the counts so far; log lines are printed above it, not
+through it), prints the summary, and writes the rejects file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cdp.models import Organization
 from ingestion.file_import import (
@@ -29,7 +32,7 @@ DEFAULT_SOURCE = "import"
 class Command(BaseCommand):
     help = (
         "Import a JSON array, NDJSON or CSV file of records into one object type of one "
-        "organization, through the Data Ingestion pipeline, in batches of 50. Safe to "
+        "organization, through the Data Ingestion pipeline, in large batches. Safe to "
         "re-run: records already stored come back unchanged."
     )
 
@@ -90,41 +93,73 @@ class Command(BaseCommand):
             if options["rejects"]
             else path.with_name(path.name + ".rejects.ndjson")
         )
-        self._show_progress = options["verbosity"] >= 1
+        progress = _Progress(_Stream(self.stderr), enabled=options["verbosity"] >= 1)
         try:
-            stats = records_import(
-                organization=organization,
-                path=path,
-                file_format=file_format,
-                object_type=options["object_type"].strip(),
-                source=source,
-                init_data=options["init_data"],
-                je_config_id=options["je_config_id"],
-                on_reject=rejects.write,
-                on_progress=self._progress,
-            )
+            with logging_redirect_tqdm(), progress:
+                stats = records_import(
+                    organization=organization,
+                    path=path,
+                    file_format=file_format,
+                    object_type=options["object_type"].strip(),
+                    source=source,
+                    init_data=options["init_data"],
+                    je_config_id=options["je_config_id"],
+                    on_reject=rejects.write,
+                    on_progress=progress.update,
+                )
         except (ImportRefused, ImportFileInvalid) as refused:
             raise CommandError(f"{path} was not imported: {refused}") from None
         except OSError as error:
             raise CommandError(f"Cannot write the rejects file: {error}") from None
         finally:
             rejects.close()
-        if self._show_progress and stats.batches:
-            self.stderr.write("")  # end the progress line
         self.stdout.write(_summary(path, organization, options, stats, rejects))
 
-    def _progress(self, stats: ImportStats) -> None:
-        if self._show_progress:
-            self.stderr.write("\r" + _progress_line(stats), ending="")
-            self.stderr.flush()
+
+class _Stream:
+    """The command's stderr as tqdm writes to a file: no line ending added."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self.wrapper = wrapper
+
+    def write(self, text: str) -> None:
+        self.wrapper.write(text, ending="")
+
+    def flush(self) -> None:
+        self.wrapper.flush()
 
 
-def _progress_line(stats: ImportStats) -> str:
-    return (
-        f"{stats.processed:,}/{stats.total:,} records  created {stats.created:,}  "
-        f"updated {stats.updated:,}  unchanged {stats.unchanged:,}  failed {stats.failed:,}  "
-        f"{stats.rate:,.0f}/s"
-    )
+class _Progress:
+    """A tqdm bar of records, created at the first batch (when the total is known)."""
+
+    def __init__(self, stream: Any, *, enabled: bool) -> None:
+        self.stream, self.enabled = stream, enabled
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, stats: ImportStats) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(
+                total=stats.total,
+                unit=" records",
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
+        self.bar.set_postfix_str(
+            f"created {stats.created:,} updated {stats.updated:,} "
+            f"unchanged {stats.unchanged:,} failed {stats.failed:,}",
+            refresh=False,
+        )
+        self.bar.update(stats.processed - self.bar.n)
 
 
 def _summary(
