@@ -52,10 +52,13 @@ def copy_ceiling(dsn: str, path: Path, org_id: int, model_id: int) -> float:
         connection.execute("CREATE TABLE copy_ceiling (LIKE cdp_entityrecord INCLUDING ALL)")
         connection.commit()
         began = time.perf_counter()
-        with connection.cursor() as cursor, cursor.copy(
-            "COPY copy_ceiling (organization_id, data_model_id, key, cdp_id, data, source,"
-            " created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                "COPY copy_ceiling (organization_id, data_model_id, key, cdp_id, data, source,"
+                " created_at, updated_at) FROM STDIN"
+            ) as copy,
+        ):
             copy.write(buffer.getvalue())
         connection.commit()
         return time.perf_counter() - began
