@@ -13,3 +13,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests send callbacks to a server on 127.0.0.1 and configure example URLs that do not
 # resolve; the SSRF guard itself is tested with this turned off (tests/ops).
 CDP_CALLBACK_ALLOW_PRIVATE = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    # A file, not Django's shared in-memory database: the concurrency tests write from
+    # several threads, as a server's requests do, which needs SQLite's file locking (the
+    # busy timeout and IMMEDIATE transactions of the settings) rather than shared-cache
+    # table locks, which fail at once.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"cdp-test-{os.getpid()}.sqlite3")
+    }

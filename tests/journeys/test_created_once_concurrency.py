@@ -1,6 +1,5 @@
 """Concurrent requests creating the same new keys produce one `Created` event per record
-(DESIGN §7 "at most once per record, ever", §9 concurrency). PostgreSQL only: SQLite
-serializes writers, so there is no race to test there."""
+("at most once per record, ever"), on both databases (SQLite serializes them)."""
 
 from __future__ import annotations
 
@@ -16,14 +15,6 @@ from cdp.models import EntityRecord
 from journeys.models import UserEvent
 from tests.conftest import tenant_create
 from tests.journeys.conftest import config_create, ingest, member
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: SQLite serializes writers, so requests cannot race",
-    ),
-]
 
 THREADS = 6
 KEYS = [f"RACE-{i}" for i in range(10)]
