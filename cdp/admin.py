@@ -14,7 +14,6 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from cdp import selectors, services
 from cdp.callback_settings import (
@@ -29,6 +28,7 @@ from cdp.console import (
     ConsoleModelAdmin,
     adopt,
     console_site,
+    copyable,
     fresh,
     member_roles,
     role_allows,
@@ -36,22 +36,11 @@ from cdp.console import (
     service_errors_apply,
 )
 from cdp.models import ApiKey, DataModel, FieldDefinition, Membership, Organization, Role
+from cdp.samples import payload_sample
 from cdp.schema import CUSTOM_FIELD_NAME_HELP, KNOWN_TAGS, custom_field_pattern
 from ingestion.console import console_ingest
 from ingestion.models import CallbackDelivery, CallbackStatus
-from ingestion.samples import payload_sample
 from journeys.models import JourneyEventConfig
-
-
-def copyable(value: str, element_id: str) -> str:
-    """A value in <code> with a copy button (console/console.js)."""
-    return format_html(
-        '<code id="{}" class="copy-source">{}</code> '
-        '<button type="button" class="button copy-button" data-copy-target="{}">Copy</button>',
-        element_id,
-        value,
-        element_id,
-    )
 
 
 def _many_organizations(request: HttpRequest) -> bool:

@@ -34,6 +34,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from cdp.models import Membership, Organization, Role
@@ -441,3 +442,14 @@ class ConsoleInline(TenantScoped, admin.TabularInline):
         formset = super().get_formset(request, obj, **kwargs)
         formset.form = with_service_errors(formset.form, request)
         return formset
+
+
+def copyable(value: str, element_id: str) -> str:
+    """A value in <code> with a copy button (console/console.js)."""
+    return format_html(
+        '<code id="{}" class="copy-source">{}</code> '
+        '<button type="button" class="button copy-button" data-copy-target="{}">Copy</button>',
+        element_id,
+        value,
+        element_id,
+    )

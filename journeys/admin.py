@@ -21,21 +21,21 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from cdp.admin import copyable
 from cdp.console import (
     EDIT_ROLES,
     READ_ONLY,
     ConsoleModelAdmin,
     adopt,
     console_site,
+    copyable,
     fresh,
     role_allows,
     service_errors,
     service_errors_apply,
 )
 from cdp.models import DataModel, FieldDefinition
+from cdp.samples import payload_sample
 from cdp.schema import CATEGORIES, CHANNELS
-from ingestion.samples import payload_sample
 from journeys.filters import LIST_VALUE_OPERATORS, OPERATORS_BY_TYPE, VALUELESS_OPERATORS
 from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, UserEvent
 from journeys.services import (

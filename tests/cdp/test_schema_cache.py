@@ -61,3 +61,42 @@ def test_a_lost_version_token_invalidates_every_copy(tenant_a):
 
     assert selectors.organization_models(organization=tenant_a.organization) is not first
     assert schema_cache.schema_version(tenant_a.organization.pk)
+
+
+def test_a_disabled_user_event_is_refused_by_the_next_request(client, tenant_a, tenant_b):
+    from journeys.services import journey_event_config_create, journey_event_config_set_enabled
+
+    configs = {
+        t.organization.pk: journey_event_config_create(
+            organization=t.organization,
+            data_model=t.model,
+            trigger="Created",
+            settings={"eventName": "member_created", "category": "UserIdentity"},
+        )
+        for t in (tenant_a, tenant_b)
+    }
+
+    def post(tenant, key):
+        body = {
+            "objectType": "custom-model",
+            "source": "CRM",
+            "jeConfigId": configs[tenant.organization.pk].config_id,
+            "entries": [{"momCode": tenant.mom_code, "refId": key}],
+        }
+        token = authenticate(client, tenant)
+        return client.post(
+            INGEST, body, format="json", HTTP_TOKEN=token, HTTP_API_KEY=tenant.raw_key
+        ).json()
+
+    assert post(tenant_a, "R-1")["events"]["generated"] == 1
+    assert post(tenant_b, "R-1")["events"]["generated"] == 1  # B's copy is loaded too
+    journey_event_config_set_enabled(
+        organization=tenant_a.organization, config=configs[tenant_a.organization.pk], enabled=False
+    )
+
+    refused = post(tenant_a, "R-2")
+    assert (refused["errorCode"], refused["message"]) == (
+        "JOURNEY_EVENT_DISABLED",
+        f"User Event {configs[tenant_a.organization.pk].config_id} is disabled",
+    )
+    assert post(tenant_b, "R-2")["events"]["generated"] == 1

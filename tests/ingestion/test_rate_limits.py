@@ -197,6 +197,21 @@ def test_unauthenticated_requests_do_not_use_the_keys_budget(
     assert send(client, tenant_a, token_a, 3) == [200] * 3
 
 
+def test_a_token_revoked_after_use_takes_its_count_back(
+    client, tenant_a, token_a, small_windows, clock
+):
+    # The worker now knows which key the token is for, and counts before it sees the
+    # token's entry; the refusal must not keep that count.
+    assert send(client, tenant_a, token_a, 2) == [200, 200]
+    services.api_key_revoke(organization=tenant_a.organization, api_key_id=tenant_a.api_key.pk)
+
+    response = post(client, tenant_a, token_a)
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "Invalid token or API key"
+    assert cache.get(counter_key(tenant_a.api_key, 1, clock.now)) == 2
+
+
 def test_rate_limit_is_checked_before_the_body(
     client, tenant_a, token_a, small_windows, clock, settings
 ):
