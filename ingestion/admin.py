@@ -20,16 +20,41 @@ from cdp.console import (
     MANAGE_ROLES,
     READ_ONLY,
     ConsoleModelAdmin,
+    LargeListAdmin,
+    ValueFilter,
     console_site,
     member_roles,
     role_allows,
 )
+from cdp.schema import SYSTEM_MODELS
 from ingestion.callbacks import callback_delivery_retry
 from ingestion.models import CallbackDelivery, CallbackStatus, IngestionRequest
 
+# The statuses an ingest request can answer (the wire contract's).
+REQUEST_STATUSES = ("200", "400", "401", "413", "429", "500")
+
+
+class StatusFilter(ValueFilter):
+    title = "status"
+    parameter_name = field_name = "status"
+
+    def choice_values(self, request: HttpRequest) -> list[str]:
+        return list(REQUEST_STATUSES)
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status, status) for status in REQUEST_STATUSES]
+
+
+class ObjectTypeFilter(ValueFilter):
+    title = "object type"
+    parameter_name = field_name = "object_type"
+
+    def choice_values(self, request: HttpRequest) -> list[str]:
+        return list(SYSTEM_MODELS)
+
 
 @admin.register(IngestionRequest, site=console_site)
-class IngestionRequestAdmin(ConsoleModelAdmin):
+class IngestionRequestAdmin(LargeListAdmin, ConsoleModelAdmin):
     console_section = "Ingestion log"
     console_item = "Ingest request"
     console_order = 10
@@ -50,7 +75,7 @@ class IngestionRequestAdmin(ConsoleModelAdmin):
         "events_generated",
         "duration_ms",
     )
-    list_filter = ("status", "object_type", "init_data", "created_at")
+    list_filter = (StatusFilter, ObjectTypeFilter, "init_data", "created_at")
     search_fields = ("request_id",)
     search_help_text = "Search by requestId."
     date_hierarchy = "created_at"

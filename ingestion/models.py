@@ -3,6 +3,7 @@
 from django.db import models
 
 from cdp.models import ApiKey, Organization
+from cdp.querysets import ProbedDatesQuerySet
 
 
 class IngestionRequest(models.Model):
@@ -48,6 +49,8 @@ class IngestionRequest(models.Model):
     message = models.CharField(max_length=300, blank=True)
     duration_ms = models.FloatField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProbedDatesQuerySet.as_manager()
 
     class Meta:
         verbose_name = "ingestion request"

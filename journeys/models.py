@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from cdp.identifiers import ALNUM, UPPER_ALNUM, random_string
 from cdp.models import DataModel, Organization
+from cdp.querysets import ProbedDatesQuerySet
 from cdp.schema import CATEGORIES, CHANNELS
 from journeys.event_time import EVENT_TIME_INGESTED
 
@@ -138,6 +139,8 @@ class UserEvent(models.Model):
     request_id = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField()
 
+    objects = ProbedDatesQuerySet.as_manager()
+
     class Meta:
         verbose_name = "event"
         verbose_name_plural = "events"
@@ -154,10 +157,11 @@ class UserEvent(models.Model):
                 fields=["organization", "source", "-event_at", "-id"],
                 name="userevent_org_source_time",
             ),
-            # Also the lookup of a stored event by (source, sourceId, eventName).
+            # A record's events (the Read API's sourceId, the Console's search), whatever
+            # the source.
             models.Index(
-                fields=["organization", "source", "source_id", "-event_at", "-id"],
-                name="userevent_org_src_time",
+                fields=["organization", "source_id", "-event_at", "-id"],
+                name="userevent_org_srcid_time",
             ),
         ]
         constraints = [
