@@ -1,5 +1,5 @@
 """Console pages for organizations, members, custom models, their fields and API keys
-(DESIGN §8 steps 1, 2 and 4). Every write goes through `cdp.services`."""
+. Every write goes through `cdp.services`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wire's value rules, one function per field type (DESIGN §6): what ingestion stores,
+"""The wire's value rules, one function per field type: what ingestion stores,
 and what the rule engine compares and assigns (journeys/coercion.py words its own errors
 over these), so an entry and a User Event's constants never follow two sets of rules.
 

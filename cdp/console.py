@@ -1,4 +1,4 @@
-"""The Console (DESIGN §8): Django's admin as a site scoped to the signed-in member's
+"""The Console: Django's admin as a site scoped to the signed-in member's
 organizations.
 
 Who may sign in: an active staff user (`services.console_access_grant`) holding at least

@@ -1,4 +1,4 @@
-"""Every failure the APIs answer with, as data: status, errorCode and message (DESIGN §5, §6).
+"""Every failure the APIs answer with, as data: status, errorCode and message.
 
 Views raise `ApiError`; `api_exception_handler` (DRF's hook) and `error_response` turn it
 into the one error body shape: `{"success": false, "errorCode", "message", "requestId"}`.

@@ -1,4 +1,4 @@
-"""Generated identifiers and their formats (DESIGN §4, §7). All random parts come from `secrets`."""
+"""Generated identifiers and their formats. All random parts come from `secrets`."""
 
 import re
 import secrets

@@ -1,4 +1,4 @@
-"""Tenants, access and data models (DESIGN §4).
+"""Tenants, access and data models.
 
 Tenancy: every tenant-owned table has a non-null `organization` and every unique
 constraint on it starts with the organization. The two exceptions, looked up from the

@@ -1,4 +1,4 @@
-"""Provisioning: create or update one organization from a JSON file (DESIGN §10).
+"""Provisioning: create or update one organization from a JSON file.
 
 Two steps. `provisioning_validate` judges the whole document without touching the
 database and returns every error, each naming the JSON path of the bad value
@@ -103,7 +103,7 @@ class ProvisioningInvalid(Exception):
 
 
 # ---------------------------------------------------------------------------------------
-# Results: what a run did, and what a client needs from it (DESIGN §10 `--json`).
+# Results: what a run did, and what a client needs from it.
 
 
 @dataclass
@@ -168,7 +168,7 @@ class ProvisioningResult:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """The `--json` shape of DESIGN §10. `callbackSecret` is null unless this run
+        """The `--json` shape. `callbackSecret` is null unless this run
         generated it (the first time the organization got a callback URL)."""
         return {
             "organization": {
@@ -864,7 +864,7 @@ def _user_events_apply(
 
 
 def _user_event_model(*, organization: Organization, name: str, path: str) -> DataModel:
-    """`model` is a custom model's name or a system object type (DESIGN §10)."""
+    """`model` is a custom model's name or a system object type."""
     models = DataModel.objects.filter(organization=organization)
     if name in services.SYSTEM_OBJECT_TYPES:
         found = models.filter(kind=ModelKind.SYSTEM, object_type=name).first()

@@ -1,4 +1,4 @@
-"""Sample ingest payloads the Console shows for a model (DESIGN §8): one entry with the
+"""Sample ingest payloads the Console shows for a model: one entry with the
 model's key, its required built-in fields and every custom field in its wire group, ready
 to send as it is."""
 

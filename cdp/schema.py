@@ -1,6 +1,6 @@
-"""One schema abstraction for every data model, system or custom (DESIGN §4).
+"""One schema abstraction for every data model, system or custom.
 
-The built-in fields of the system object types (../shared/reference/entities.md) are
+The built-in fields of the system object types (PangoCDP's entities) are
 defined here, once, in code; the custom fields an organization declares live in the
 database as `FieldDefinition` rows. `ModelSchema` joins both for one `DataModel`.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -70,19 +70,6 @@ def organization_models(
         )
 
     return schema_cached(organization.pk, "models", load, version=version)
-
-
-def system_model_load(*, organization: Organization, object_type: str) -> LoadedModel | None:
-    """The system model of `object_type` with its custom fields, or None."""
-    return organization_models(organization=organization).system.get(object_type)
-
-
-def custom_models_load(
-    *, organization: Organization, mom_codes: Iterable[str]
-) -> dict[str, LoadedModel]:
-    """The organization's custom models among `mom_codes`, by momCode."""
-    custom = organization_models(organization=organization).custom
-    return {code: custom[code] for code in set(mom_codes) if code in custom}
 
 
 def api_keys_usable(*, organization: Organization, user: object) -> QuerySet[ApiKey]:

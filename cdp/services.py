@@ -296,7 +296,7 @@ def field_definition_create(
     label: str = "",
     required: bool = False,
 ) -> FieldDefinition:
-    """Declare a custom field; its type follows from its name (DESIGN §4)."""
+    """Declare a custom field; its type follows from its name."""
     if data_model.organization_id != organization.pk:
         raise ValidationError({"data_model": "Unknown model."})
     validate_custom_field_name(name)

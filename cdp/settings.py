@@ -195,7 +195,7 @@ def _rate_limits(value: str) -> list[tuple[int, int]]:
         ) from None
 
 
-# Requests per window (seconds) per API key, DESIGN §6.
+# Requests per window (seconds) per API key (the wire contract's).
 CDP_INGEST_RATE_LIMITS = _rate_limits(
     env.str("CDP_INGEST_RATE_LIMITS", default="50/1,1000/60,5000/300,50000/3600,400000/86400")
 )

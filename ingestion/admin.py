@@ -1,4 +1,4 @@
-"""Console pages of the ingestion log (DESIGN §8 step 5): read-only, one row per request,
+"""Console pages of the ingestion log: read-only, one row per request,
 each request's per-entry results as a table; and of the callback deliveries (issue 7),
 read-only but for "Retry now" (`callback_delivery_retry`) on failed ones."""
 

@@ -1,4 +1,4 @@
-"""`TOKEN` + `API_KEY` authentication for the Data Ingestion and Read APIs (DESIGN §6)."""
+"""`TOKEN` + `API_KEY` authentication for the Data Ingestion and Read APIs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Console's way into the ingest pipeline: a payload typed on a model's Data Ingestion
-API tab, sent as the signed-in member with one of their own API keys (DESIGN §8)."""
+API tab, sent as the signed-in member with one of their own API keys."""
 
 from __future__ import annotations
 

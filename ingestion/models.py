@@ -1,4 +1,4 @@
-"""The ingestion log (DESIGN §4): one row per authenticated ingest request."""
+"""The ingestion log: one row per authenticated ingest request."""
 
 from django.db import models
 

@@ -1,4 +1,4 @@
-"""Reading and checking an ingest request's body, checks 5–9 of DESIGN §6, in order."""
+"""Reading and checking an ingest request's body, checks 5–9 of the wire contract, in order."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def _blank_to_none(value: Any) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-# The body's fields in the order of DESIGN §6: messages name bad fields in this order.
+# The body's fields in the contract's order: messages name bad fields in this order.
 _FIELD_CHECKS = (
     ("objectType", _nonblank_text),
     ("source", _source_text),

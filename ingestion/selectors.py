@@ -1,4 +1,4 @@
-"""Reads of the Read API (DESIGN §6b). Every lookup is made inside the organization."""
+"""Reads of the Read API. Every lookup is made inside the organization."""
 
 from __future__ import annotations
 

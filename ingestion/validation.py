@@ -1,4 +1,4 @@
-"""Per-entry validation and coercion against the model's schema (DESIGN §6).
+"""Per-entry validation and coercion against the model's schema.
 
 Each entry is checked on its own: a rejected entry never stops the others. The output
 of a valid entry is a flat patch, field name → coerced value, where `None` means

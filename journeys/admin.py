@@ -1,4 +1,4 @@
-"""Console pages for User Events (DESIGN §7, §8 step 3) and the events they produce.
+"""Console pages for User Events and the events they produce.
 
 A User Event is created through `journey_event_config_create` and changed through
 `journey_event_config_update`; those services validate every setting, and their errors,
@@ -112,7 +112,7 @@ class RowsEditorWidget(forms.HiddenInput):
 
 
 class UserEventForm(forms.ModelForm):
-    """The form of DESIGN §7. Its values become the services' settings (wire names)."""
+    """The User Event form. Its values become the services' settings (wire names)."""
 
     service_error_fields = {
         "model": "data_model",

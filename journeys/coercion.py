@@ -2,7 +2,7 @@
 
 The rules are the wire's (cdp/coercion.py), so a User Event's constants and the entries it
 compares them with are read alike; this module only words the errors for the rule engine.
-Each `to_*` function returns the value in the type's canonical Python form (DESIGN §4: text
+Each `to_*` function returns the value in the type's canonical Python form (text
 → str, integer → int, number → int | float, boolean → bool, timestamp → int epoch ms, list
 → list[str]) or raises `CoercionError`, whose `expected` phrase ("a number") lets callers
 word their own message. Pure functions: no database, no settings.

@@ -1,4 +1,4 @@
-"""The Event Time of a User Event (DESIGN §7, §10): when the generated event happened.
+"""The Event Time of a User Event: when the generated event happened.
 
 `event_time` is "ingested" (the time the record was written) or the name of a timestamp
 field of the model (createdAt, updatedAt, customFieldTimestampNN, ...). When that field is

@@ -1,4 +1,4 @@
-"""The Filter of a User Event (DESIGN §7, §10): conditions on a record, all or any of them.
+"""The Filter of a User Event: conditions on a record, all or any of them.
 
 Config shape::
 

@@ -1,4 +1,4 @@
-"""Which user events a request's record changes produce (DESIGN §7): decided in Python,
+"""Which user events a request's record changes produce: decided in Python,
 from the changes and what the locked read found, with no query of its own; the ingest
 writer stores the rows in the request's transaction.
 """

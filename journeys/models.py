@@ -1,4 +1,4 @@
-"""User Event configurations and the user events they produce (DESIGN §4, §7)."""
+"""User Event configurations and the user events they produce."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ class UserEvent(models.Model):
                 condition=Q(config__isnull=False, condition="Created"),
                 name="userevent_created_once",
             ),
-            # Ingested user events (objectType user-event) are de-duplicated (DESIGN §7).
+            # Ingested user events (objectType user-event) are de-duplicated.
             models.UniqueConstraint(
                 fields=["organization", "source", "source_id", "event_name"],
                 condition=Q(config__isnull=True, condition="Created"),

@@ -1,4 +1,4 @@
-"""Writes for User Event configurations (DESIGN §7). Keyword-only, organization first."""
+"""Writes for User Event configurations. Keyword-only, organization first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Update Values of a User Event (DESIGN §7, §10): assignments into the generated event.
+"""The Update Values of a User Event: assignments into the generated event.
 
 Config shape: a list of ``{"target": ..., "field": "<record field>"}`` or
 ``{"target": ..., "value": <constant>}``. Targets and the event attribute each one sets:

@@ -1,4 +1,4 @@
-"""Entries of objectType `user-event`, stored as UserEvents (DESIGN §7).
+"""Entries of objectType `user-event`, stored as UserEvents.
 
 Re-sending an event does not duplicate it: `Created` events are unique per (source,
 sourceId, eventName), `Changed` events per (source, sourceId, eventName, eventAt). A

@@ -1,4 +1,4 @@
-"""The Authentication API: `POST /api/accounts/authen` (DESIGN §5)."""
+"""The Authentication API: `POST /api/accounts/authen`."""
 
 from __future__ import annotations
 

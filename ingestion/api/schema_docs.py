@@ -1,6 +1,6 @@
 """OpenAPI descriptions (drf-spectacular) of the Data Ingestion and Read APIs.
 
-The views parse bodies themselves (the wire contract is fixed by DESIGN §6), so these
+The views parse bodies themselves (the wire contract is fixed), so these
 serializers only describe the shapes for the schema; they validate nothing.
 """
 

@@ -1,4 +1,4 @@
-"""Data Ingestion API and Read API views (DESIGN §6, §6b). They hold no business logic:
+"""Data Ingestion API and Read API views. They hold no business logic:
 the pipeline and the selectors do the work, `cdp.errors` builds every error body."""
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def test_same_model_name_and_mom_code_can_exist_in_two_organizations(tenant_a, t
     assert in_a.pk != in_b.pk
     assert DataModel.objects.filter(mom_code="M-AAAAA-O-BBBBB-M").count() == 2
     code = "M-AAAAA-O-BBBBB-M"
-    found_a = selectors.custom_models_load(organization=tenant_a.organization, mom_codes=[code])
-    found_b = selectors.custom_models_load(organization=tenant_b.organization, mom_codes=[code])
+    found_a = selectors.organization_models(organization=tenant_a.organization).custom
+    found_b = selectors.organization_models(organization=tenant_b.organization).custom
     assert found_a[code].data_model == in_a
     assert found_b[code].data_model == in_b
     # The fixture's models share their name too, each in its own organization.
@@ -176,9 +176,11 @@ def test_field_definition_type_follows_from_its_name(tenant_a, name, field_type,
 
 
 def test_field_definitions_can_be_declared_on_a_system_model(tenant_a):
-    user_event = selectors.system_model_load(
-        organization=tenant_a.organization, object_type="user-event"
-    ).data_model
+    user_event = (
+        selectors.organization_models(organization=tenant_a.organization)
+        .system["user-event"]
+        .data_model
+    )
 
     definition = services.field_definition_create(
         organization=tenant_a.organization, data_model=user_event, name="customFieldLong07"
@@ -186,9 +188,11 @@ def test_field_definitions_can_be_declared_on_a_system_model(tenant_a):
 
     assert definition.type == "integer"
     # The next lookup sees the new field: the declaration invalidated the cached models.
-    schema = selectors.system_model_load(
-        organization=tenant_a.organization, object_type="user-event"
-    ).schema
+    schema = (
+        selectors.organization_models(organization=tenant_a.organization)
+        .system["user-event"]
+        .schema
+    )
     assert [f.name for f in schema.custom_fields] == ["customFieldLong07"]
     assert schema.is_custom_field("customFieldLong07")
 
@@ -299,28 +303,23 @@ def test_organization_models_lists_only_the_organizations_models(tenant_a, tenan
     assert len(membership.schema.custom_fields) == 7
 
 
-def test_custom_models_load_does_not_see_another_organizations_model(tenant_a, tenant_b):
-    found = selectors.custom_models_load(
-        organization=tenant_a.organization, mom_codes=[tenant_a.mom_code, tenant_b.mom_code, "nope"]
-    )
+def test_organization_models_do_not_include_another_organizations_model(tenant_a, tenant_b):
+    found = selectors.organization_models(organization=tenant_a.organization).custom
 
     assert list(found) == [tenant_a.mom_code]
     assert found[tenant_a.mom_code].data_model == tenant_a.model
 
 
-def test_system_model_load_returns_the_organizations_system_model(tenant_a, tenant_b):
-    order_a = selectors.system_model_load(organization=tenant_a.organization, object_type="order")
-    order_b = selectors.system_model_load(organization=tenant_b.organization, object_type="order")
+def test_organization_models_hold_the_organizations_system_models(tenant_a, tenant_b):
+    order_a = selectors.organization_models(organization=tenant_a.organization).system["order"]
+    order_b = selectors.organization_models(organization=tenant_b.organization).system["order"]
 
     assert order_a.data_model.organization_id == tenant_a.organization.pk
     assert order_b.data_model.organization_id == tenant_b.organization.pk
     assert order_a.pk != order_b.pk
     assert order_a.schema.key_field == "orderId"
-    for missing in ("custom-model", "invoice"):
-        assert (
-            selectors.system_model_load(organization=tenant_a.organization, object_type=missing)
-            is None
-        )
+    system = selectors.organization_models(organization=tenant_a.organization).system
+    assert "custom-model" not in system and "invoice" not in system
 
 
 # --- database constraints --------------------------------------------------------------

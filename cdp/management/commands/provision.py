@@ -1,4 +1,4 @@
-"""`manage.py provision FILE [--json | --demo [--host URL]]` (DESIGN §10).
+"""`manage.py provision FILE [--json | --demo [--host URL]]`.
 
 The work is `cdp.provisioning`; this command reads the file and prints what happened.
 """
