@@ -200,6 +200,10 @@ CDP_INGEST_RATE_LIMITS = _rate_limits(
     env.str("CDP_INGEST_RATE_LIMITS", default="50/1,1000/60,5000/300,50000/3600,400000/86400")
 )
 CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
+# The ingest statements are prepared once per database connection. Turn off behind a
+# proxy that pools by transaction (PgBouncer's transaction mode), where the session that
+# prepared them may be another: each request then sends them whole.
+CDP_PREPARED_STATEMENTS = env.bool("CDP_PREPARED_STATEMENTS", default=True)
 
 # Ingestion callbacks (docs/callbacks.md). Callback URLs must resolve to public addresses
 # unless this is on (SSRF guard); on by default only with DEBUG, and in the test settings.

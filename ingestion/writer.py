@@ -20,6 +20,7 @@ serializes writers, so it needs no key locks; the same plan is written with the 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
@@ -307,13 +309,24 @@ def _execute(
     Prepared, the statements are parsed and planned once per connection instead of once
     per request: most of the database's own cost for a small request.
     """
+    definitions = _pg_statements()
+    if not settings.CDP_PREPARED_STATEMENTS:
+        # Behind a transaction-pooling proxy, a session's prepared statements may be on
+        # another server connection: the same statements, sent whole, with their types.
+        statements, params = [], []
+        for name, args in calls:
+            types, body = definitions[name]
+            sql, order = _inlined(body, types)
+            statements.append(sql)
+            params += [args[n - 1] for n in order]
+        cursor.execute(";\n".join([*head, *statements, *tail]), params)
+        return _results(cursor.cursor, head, [False] * len(calls))
     raw = connection.connection
     known = _prepared.get(raw, set())
     if known is None:
         cursor.execute("SELECT name FROM pg_prepared_statements")
         known = {name for (name,) in cursor.fetchall()}
     statements, params, preparing = [], [], []
-    definitions = _pg_statements()
     for name, args in calls:
         preparing.append(name not in known)
         if name not in known:
@@ -324,8 +337,26 @@ def _execute(
     _prepared[raw] = None  # unknown, until the round trip has gone through
     cursor.execute(";\n".join([*head, *statements, *tail]), params)
     _prepared[raw] = known | {name for name, _ in calls}
+    return _results(cursor.cursor, head, preparing)
+
+
+def _inlined(body: str, types: str) -> tuple[str, list[int]]:
+    """A prepared statement's body with `%s` placeholders, each cast to its declared type,
+    and the parameter number of each placeholder, in order."""
+    declared = [t.strip() for t in types.split(",")]
+    order: list[int] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        order.append(int(match.group(1)))
+        return f"%s::{declared[int(match.group(1)) - 1]}"
+
+    return re.sub(r"\$(\d+)", placeholder, body), order
+
+
+def _results(
+    psycopg_cursor: Any, head: Sequence[str], preparing: Sequence[bool]
+) -> list[list[tuple[Any, ...]]]:
     results = []
-    psycopg_cursor = cursor.cursor
     for _ in head:
         psycopg_cursor.nextset()
     for index, prepared_now in enumerate(preparing):
@@ -461,7 +492,8 @@ class PostgresWriter:
         """The statements that give this session empty staging tables (emptied at commit
         too, but a caller's transaction may span several plans)."""
         raw = connection.connection
-        made = _staging_made.get(raw, False)
+        # (Behind a transaction-pooling proxy the session may be another each time.)
+        made = settings.CDP_PREPARED_STATEMENTS and _staging_made.get(raw, False)
         _staging_made[raw] = True
         return [*(() if made else _STAGING_DDL), f"TRUNCATE {STAGED_KEYS}, {STAGED_RECORDS}"]
 
@@ -494,7 +526,9 @@ class PostgresWriter:
         ]
         if staged:
             with connection.cursor() as cursor:
-                if not self._begun or not _staging_made.get(connection.connection):
+                if not self._begun or not (
+                    settings.CDP_PREPARED_STATEMENTS and _staging_made.get(connection.connection)
+                ):
                     cursor.execute(";\n".join([*self._begin(), *self._staging()]))
                 copy_sql = f"COPY {STAGED_RECORDS} (model_id, key, cdp_id, data) FROM STDIN"
                 with cursor.cursor.copy(copy_sql) as copy:

@@ -533,7 +533,7 @@ class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
     )
     date_hierarchy = "event_at"
     # Exact: the record's key, looked up in the index (a substring would scan the table).
-    search_fields = ("=source_id",)
+    search_fields = ("source_id__exact",)
     search_help_text = "Search by sourceId (the record key)."
     readonly_fields = (
         "event_id",

@@ -108,3 +108,16 @@ def test_the_date_hierarchy_probes_years_months_and_days(console, admin_a, tenan
     assert f"event_at__month={at.month}" in months.content.decode()
     assert f"event_at__day={at.day}" in days.content.decode()
     assert len(days.context["cl"].result_list) == 1
+
+
+def test_the_source_id_search_is_an_exact_match_the_index_serves(console, admin_a, tenant_a):
+    config = user_event_create(tenant_a)
+    _send(tenant_a, ["R-1", "r-1", "R-10"], config)
+    console.force_login(admin_a)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = console.get(url("journeys_userevent_changelist"), {"q": "R-1"})
+
+    assert [e.source_id for e in response.context["cl"].result_list] == ["R-1"]
+    searched = [q["sql"] for q in queries.captured_queries if "journeys_userevent" in q["sql"]]
+    assert searched and not [sql for sql in searched if "UPPER(" in sql or "LIKE" in sql]

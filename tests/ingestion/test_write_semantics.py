@@ -582,3 +582,36 @@ def test_a_failing_log_write_stores_nothing(api_a, request):
     assert after.updated_at == before.updated_at
     assert EntityRecord.objects.count() == 1
     assert IngestionRequest.objects.count() == logged
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_without_prepared_statements_the_same_plans_are_written(tenant_a, tenant_b, settings):
+    """Behind a transaction-pooling proxy (CDP_PREPARED_STATEMENTS off) the statements
+    travel whole: same answers, same rows, for records, events and an import-sized plan."""
+    from cdp.callback_settings import callback_settings_set
+    from journeys.models import UserEvent
+    from journeys.services import journey_event_config_create
+    from tests.ingestion.conftest import ingest_for
+
+    settings.CDP_PREPARED_STATEMENTS = False
+    callback_settings_set(
+        organization=tenant_a.organization, url="https://partner.example/cb", enabled=True
+    )
+    config = journey_event_config_create(
+        organization=tenant_a.organization,
+        data_model=tenant_a.model,
+        trigger="Created",
+        settings={"eventName": "member_created", "category": "UserIdentity"},
+    )
+    api = ingest_for(tenant_a)
+    first = api.post([api.entry("R-1", customField01="a")], jeConfigId=config.config_id).json()
+    again = api.post(
+        [api.entry("R-1", customField01="b"), api.entry("R-2")], jeConfigId=config.config_id
+    ).json()
+
+    assert (first["created"], first["events"]["generated"]) == (1, 1)
+    assert (again["created"], again["updated"], again["events"]["generated"]) == (1, 1, 1)
+    assert api.data("R-1") == {"refId": "R-1", "customField01": "b"}
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
+    assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()

@@ -411,3 +411,20 @@ def test_a_failing_batch_stops_the_import_after_the_committed_ones(tmp_path, mon
 
     assert EntityRecord.objects.filter(organization=tenant.organization).count() == 2000
     assert len(calls) == 2  # the third batch was never written
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_staged_import_without_prepared_statements(tmp_path, settings):
+    from tests.conftest import tenant_create
+
+    settings.CDP_PREPARED_STATEMENTS = False
+    tenant = tenant_create("Acme", "a@acme.test")
+    path = _big_ndjson(tmp_path, tenant, 1200)  # past the staging threshold: rows by COPY
+
+    first, _ = run(path, tenant)
+    second, _ = run(path, tenant)
+
+    assert "created 1,200, updated 0, unchanged 0, failed 0" in first
+    assert "created 0, updated 0, unchanged 1,200, failed 0" in second
+    assert EntityRecord.objects.filter(organization=tenant.organization).count() == 1200
