@@ -6,9 +6,10 @@ organization's schema → validate every entry with its model's compiled checks 
 transaction: the locked read, the plan (ingestion/plan.py: every decision), the write
 (ingestion/writer.py) → log line → answer.
 
-The HTTP endpoint (after the gate's checks 1–4), the Console's test form (after its own
-access check and the key's rate limits) and `import_records` (parsed entries, its own
-batch size) all come through `ingest`; every outcome is logged once, here.
+The HTTP endpoint (after the gate's checks 1–4) and the Console's test form (after its
+own access check and the key's rate limits) come through `ingest`; `import_records`
+(parsed entries, its own batch size) through its two steps, `ingest_prepare` and
+`ingest_write`, which it runs a batch apart. Every outcome is logged once, here.
 """
 
 from __future__ import annotations
