@@ -20,6 +20,7 @@ serializes writers, so it needs no key locks; the same plan is written with the 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -32,7 +33,7 @@ from weakref import WeakKeyDictionary
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 
 from cdp.models import EntityRecord
@@ -422,8 +423,10 @@ class PostgresWriter:
         if not self._own:
             self._atomic.__exit__(exc_type, exc, traceback)
         elif exc_type is not None and self._begun:
-            # Nothing half-written: whatever the statement that failed, undo the rest.
-            with connection.cursor() as cursor:
+            # Nothing half-written: whatever the statement that failed, undo the rest. On a
+            # broken connection this fails too; the first error is the one to report, and
+            # Django closes the connection at the end of the request.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
 
     def read(self, request: ReadRequest) -> Snapshot:
