@@ -23,7 +23,6 @@ records come back `unchanged`.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import queue
@@ -463,6 +462,7 @@ class _BatchWriter:
         self.threaded = not connection.in_atomic_block
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
+        self.stopping = False
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
 
     def __enter__(self) -> _BatchWriter:
@@ -474,34 +474,31 @@ class _BatchWriter:
         if not self.threaded:
             self._write(batch)
             return
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.queue.put(batch, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)  # never blocks for good: the thread takes batches until _DONE
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if not self.threaded:
             return
-        if self.thread.is_alive():
-            # On an error here, stop after the batch being written; else write the rest.
-            self.queue.put(_DONE)
-            self.thread.join()
+        if exc_type is not None:
+            self.stopping = True  # stop after the batch being written
+        self.queue.put(_DONE)
+        self.thread.join()
         if exc_type is None and self.error is not None:
             raise self.error
 
     def _run(self) -> None:
         try:
             while (batch := self.queue.get()) is not _DONE:
-                self._write(batch)
-        except BaseException as error:  # re-raised in the importing thread
-            self.error = error
-            # Let a producer blocked on a full queue see the error.
-            with contextlib.suppress(queue.Empty):
-                self.queue.get_nowait()
+                # After an error or a stop the batches are taken but not written, so that
+                # neither thread waits on the other for good.
+                if self.error is not None or self.stopping:
+                    continue
+                try:
+                    self._write(batch)
+                except BaseException as error:  # re-raised in the importing thread
+                    self.error = error
         finally:
             connection.close()
 

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import threading
+import time
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -411,6 +412,66 @@ def test_a_failing_batch_stops_the_import_after_the_committed_ones(tmp_path, mon
 
     assert EntityRecord.objects.filter(organization=tenant.organization).count() == 2000
     assert len(calls) == 2  # the third batch was never written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch):
+    """The writer fails while the reader waits to queue the last batch, and the writer
+    thread is slow to close its connection: the import still ends, with the error."""
+    from django.db import connection as django_connection
+
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    real_ingest_prepare = file_import.ingest_prepare
+    prepared_count = 0
+    last_prepared = threading.Event()
+    writes = []
+
+    def ingest_prepare(**kwargs):
+        nonlocal prepared_count
+        prepared = real_ingest_prepare(**kwargs)
+        prepared_count += 1
+        if prepared_count == 3:
+            last_prepared.set()  # batch 2 is queued, so the reader waits to queue this one
+        return prepared
+
+    def ingest_write(prepared):
+        writes.append(1)
+        last_prepared.wait(timeout=10)
+        time.sleep(0.2)  # the reader is now waiting on the full queue
+        raise RuntimeError("the database went away")
+
+    class SlowToClose:
+        def __getattr__(self, name):
+            return getattr(django_connection, name)
+
+        def close(self):
+            time.sleep(0.5)
+            django_connection.close()
+
+    monkeypatch.setattr(file_import, "ingest_prepare", ingest_prepare)
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
+    monkeypatch.setattr(file_import, "connection", SlowToClose())
+    path = _big_ndjson(tmp_path, tenant, 6000)  # three batches
+    outcome: list[BaseException] = []
+
+    def import_in_thread():
+        try:
+            run(path, tenant)
+        except BaseException as error:
+            outcome.append(error)
+
+    importer = threading.Thread(target=import_in_thread, daemon=True)
+    importer.start()
+    importer.join(timeout=30)
+
+    assert not importer.is_alive(), "the import hung after its writer failed"
+    assert [str(error) for error in outcome] == ["the database went away"]
+    assert writes == [1]
+    assert prepared_count == 3
+    assert not EntityRecord.objects.filter(organization=tenant.organization).exists()
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
 
 
 @pytest.mark.postgres
