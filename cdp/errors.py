@@ -100,6 +100,14 @@ class InvalidEntries(ApiError):
     error_code = "INVALID_ENTRIES"
 
 
+class IdempotencyKeyReused(ApiError):
+    status = 422
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key was already used with a different request")
+
+
 class NotFound(ApiError):
     status = 404
     error_code = "NOT_FOUND"

@@ -8,7 +8,8 @@ class RequestIdMiddleware:
     """Gives every request a 32-hex id, echoed as `X-Request-Id` on every response.
 
     Error bodies read the same id from `request.request_id`, so the header and the
-    body's `requestId` always agree.
+    body's `requestId` always agree. A response that sets the header itself keeps it: a
+    replayed ingest answer carries the original request's id, as its body does.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -17,5 +18,5 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = uuid.uuid4().hex
         response = self.get_response(request)
-        response["X-Request-Id"] = request.request_id
+        response.setdefault("X-Request-Id", request.request_id)
         return response

@@ -12,7 +12,7 @@ from ingestion.rate_limits import api_key_rate_limit_hit
 
 
 def console_ingest(
-    *, api_key: ApiKey, body: str, init_data: bool, request_id: str
+    *, api_key: ApiKey, body: str, init_data: bool, request_id: str, dry_run: bool = False
 ) -> IngestResponse:
     """Ingest `body` (JSON text) as a client holding `api_key` would over HTTP.
 
@@ -34,4 +34,5 @@ def console_ingest(
         request_id=request_id,
         body=body.encode("utf-8"),
         init_data=init_data,
+        dry_run=dry_run,
     )

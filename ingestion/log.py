@@ -21,6 +21,7 @@ def ingest_log_line(
     request_id: str,
     log: LogRow,
     duration_ms: float,
+    dry_run: bool = False,
 ) -> None:
     """The structured line of one request. Public values only: the key's 8-character
     prefix, never the key, the token or a callback secret."""
@@ -41,6 +42,32 @@ def ingest_log_line(
                 "eventsGenerated": log.events_generated,
                 "status": log.status,
                 "errorCode": log.error_code,
+                "durationMs": round(duration_ms, 3),
+                **({"dryRun": True} if dry_run else {}),
+            }
+        },
+    )
+
+
+def ingest_replay_log_line(
+    *,
+    organization: Organization,
+    api_key: ApiKey | None,
+    request_id: str,
+    original_request_id: str,
+    status: int,
+    duration_ms: float,
+) -> None:
+    """The line of a retry answered with the stored answer of `original_request_id`."""
+    logger.info(
+        "ingest replayed",
+        extra={
+            "fields": {
+                "requestId": request_id,
+                "replayOf": original_request_id,
+                "organization": organization.group_key,
+                "apiKeyPrefix": api_key.prefix if api_key is not None else "",
+                "status": status,
                 "durationMs": round(duration_ms, 3),
             }
         },

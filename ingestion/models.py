@@ -48,6 +48,11 @@ class IngestionRequest(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     message = models.CharField(max_length=300, blank=True)
     duration_ms = models.FloatField(default=0)
+    # The request's Idempotency-Key header (blank: none), and how many times a retry with
+    # it was answered with this request's stored answer.
+    idempotency_key = models.CharField("Idempotency-Key", max_length=255, blank=True)
+    replays = models.PositiveIntegerField(db_default=0)
+    last_replayed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ProbedDatesQuerySet.as_manager()
@@ -66,6 +71,41 @@ class IngestionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.object_type} {self.status}"
+
+
+class IdempotencyKey(models.Model):
+    """An ingest request's `Idempotency-Key` and the answer it got, kept until
+    `expires_at` (CDP_IDEMPOTENCY_KEY_TTL_SECONDS after first use) so that a retry with
+    the same key and body is answered the same bytes, and nothing is written twice.
+
+    Written in the transaction of the request's writes, so a stored answer always
+    matches what was stored; `manage.py purge_idempotency_keys` deletes the expired.
+    """
+
+    # Indexed by the constraint that leads with it (no index of its own to update).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=255)
+    # SHA-256 (hex) of the raw body bytes and the initData value.
+    fingerprint = models.CharField(max_length=64)
+    request_id = models.CharField(max_length=32)
+    status = models.PositiveSmallIntegerField()
+    body = models.TextField()  # the answer's exact JSON
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "idempotency key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "key"], name="idempotencykey_unique_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotencykey_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.request_id}"
 
 
 class CallbackStatus(models.TextChoices):

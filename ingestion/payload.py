@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -100,13 +101,49 @@ def body_parse(body: bytes, content_type: str) -> dict[str, Any]:
     return data
 
 
-def init_data_parse(raw: str | None) -> bool:
+def _flag(raw: str | None) -> bool | None:
+    """A `true`/`false` query value (any case; absent: false); None when it is neither."""
     if raw is None:
         return False
     lowered = raw.strip().lower()
-    if lowered not in ("true", "false"):
-        raise InvalidValue(["initData"])
-    return lowered == "true"
+    return lowered == "true" if lowered in ("true", "false") else None
+
+
+def query_flags_parse(init_data: str | None, dry_run: str | None) -> tuple[bool, bool]:
+    """Check 7: (initData, dryRun)."""
+    flags = _flag(init_data), _flag(dry_run)
+    bad = [name for name, flag in zip(("initData", "dryRun"), flags, strict=True) if flag is None]
+    if bad:
+        raise InvalidValue(bad)
+    return flags[0] is True, flags[1] is True
+
+
+def is_dry_run(raw: str | None) -> bool:
+    """Whether the request asks for a dry run, before check 7 decides whether the value is
+    valid: a dry run ignores the Idempotency-Key header, which is checked first."""
+    return _flag(raw) is True
+
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key_check(raw: str | None) -> str | None:
+    """The `Idempotency-Key` header, checked right after the rate limits: 1–255 visible
+    ASCII characters (None: no header)."""
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(raw):
+        raise InvalidValue([IDEMPOTENCY_KEY_HEADER])
+    return raw
+
+
+def request_fingerprint(body: bytes, init_data: bool | str | None) -> str:
+    """What a retry must repeat to be answered the stored answer: SHA-256 of the raw body
+    bytes together with the initData value (as parsed; an invalid one as sent)."""
+    value = init_data if isinstance(init_data, bool) else _flag(init_data)
+    shown = str(value).lower() if value is not None else f"invalid:{init_data}"
+    return hashlib.sha256(f"initData={shown}\n".encode() + body).hexdigest()
 
 
 def _nonblank_text(value: Any) -> bool:

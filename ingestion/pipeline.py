@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -25,16 +26,45 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cdp.errors import ApiError, InvalidObjectType, InvalidValue, error_body
+from cdp.errors import (
+    ApiError,
+    IdempotencyKeyReused,
+    InvalidObjectType,
+    InvalidValue,
+    error_body,
+)
 from cdp.identifiers import cdp_ids_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
 from cdp.selectors import LoadedModel, OrganizationModels, organization_models
-from ingestion.log import ingest_log_line
-from ingestion.payload import IngestPayload, body_parse, body_read, init_data_parse, payload_check
-from ingestion.plan import Caller, IngestPlan, Snapshot, plan_build, refusal_log_row
+from ingestion.log import ingest_log_line, ingest_replay_log_line
+from ingestion.payload import (
+    IngestPayload,
+    body_parse,
+    body_read,
+    idempotency_key_check,
+    is_dry_run,
+    payload_check,
+    query_flags_parse,
+    request_fingerprint,
+)
+from ingestion.plan import (
+    Caller,
+    Idempotency,
+    IngestPlan,
+    Snapshot,
+    StoredAnswer,
+    plan_build,
+    refusal_log_row,
+)
 from ingestion.validation import RejectedEntry, ValidEntry, entry_validate
-from ingestion.writer import ReadRequest, log_row_create, writer
+from ingestion.writer import (
+    PortableWriter,
+    PostgresWriter,
+    ReadRequest,
+    log_row_create,
+    writer,
+)
 from journeys.configs import UserEventRules, config_resolve
 from journeys.user_events import user_event_lookups
 
@@ -56,8 +86,10 @@ def api_limits() -> IngestLimits:
 class IngestResponse:
     status: int
     content: bytes  # the JSON body
-    error: ApiError | None = None  # checks 5–13 refused the request; nothing was stored
+    error: ApiError | None = None  # the request was refused; nothing was stored
     plan: IngestPlan | None = None
+    # A retry answered with the stored answer of this (original) request.
+    replay_of: str | None = None
 
     @cached_property
     def body(self) -> dict[str, Any]:
@@ -111,6 +143,9 @@ def _read_request(
     valid: list[ValidEntry],
     rules: UserEventRules | None,
     limits: IngestLimits,
+    *,
+    idempotency_key: str | None,
+    dry_run: bool,
 ) -> ReadRequest:
     pairs = sorted({(e.model.pk, e.key) for e in valid})
     fires_once = rules is not None and rules.fires_once and not payload.init_data
@@ -127,6 +162,8 @@ def _read_request(
         user_event_lookups=sorted(user_event_lookups(e.patch for e in valid))
         if is_user_event
         else (),
+        idempotency_key=idempotency_key,
+        lock=not dry_run,
     )
 
 
@@ -147,6 +184,9 @@ class PreparedIngest:
     warnings: list[str] = field(default_factory=list)
     valid: list[ValidEntry] = field(default_factory=list)
     rejected: list[RejectedEntry] = field(default_factory=list)
+    dry_run: bool = False
+    idempotency_key: str | None = None  # None for dry runs, which ignore the header
+    fingerprint: str = ""
 
 
 def ingest(
@@ -158,6 +198,8 @@ def ingest(
     content_type: str = "application/json",
     data: dict[str, Any] | None = None,
     init_data: str | bool | None = None,
+    dry_run: str | bool | None = None,
+    idempotency_key: str | None = None,
     schema_version: bytes | None = None,
     limits: IngestLimits | None = None,
 ) -> IngestResponse:
@@ -169,6 +211,11 @@ def ingest(
     written in one transaction, answering 200, or 400 INVALID_ENTRIES with the full body
     when every entry was rejected. The two steps are `ingest_prepare` and `ingest_write`
     (an import runs them in two threads, one batch apart).
+
+    `dry_run` (the raw query value, or a bool) plans the request and writes nothing: the
+    answer says what would change. `idempotency_key` (the raw header) stores the answer
+    with the writes; a retry with the same key and request is answered the stored answer
+    (`IngestResponse.replay_of`), writing nothing.
     """
     prepared = ingest_prepare(
         organization=organization,
@@ -178,6 +225,8 @@ def ingest(
         content_type=content_type,
         data=data,
         init_data=init_data,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key,
         schema_version=schema_version,
         limits=limits,
     )
@@ -193,10 +242,13 @@ def ingest_prepare(
     content_type: str = "application/json",
     data: dict[str, Any] | None = None,
     init_data: str | bool | None = None,
+    dry_run: str | bool | None = None,
+    idempotency_key: str | None = None,
     schema_version: bytes | None = None,
     limits: IngestLimits | None = None,
 ) -> PreparedIngest:
-    """Checks 5–13 and every entry's validation (see `ingest`); no transaction."""
+    """The Idempotency-Key's check, checks 5–13 and every entry's validation (see
+    `ingest`); no transaction, but for a refused request with a key (is it a retry?)."""
     started = time.perf_counter()
     limits = limits or api_limits()
     caller = Caller(
@@ -205,14 +257,26 @@ def ingest_prepare(
         api_key_id=api_key.pk if api_key is not None else None,
         api_key_prefix=api_key.prefix if api_key is not None else "",
     )
-    prepared = PreparedIngest(None, organization, api_key, caller, request_id, started, limits)
+    # A dry run ignores the Idempotency-Key, which is checked before its flag (check 7).
+    dry = dry_run if isinstance(dry_run, bool) else is_dry_run(dry_run)
+    prepared = PreparedIngest(
+        None, organization, api_key, caller, request_id, started, limits, dry_run=dry
+    )
     payload: IngestPayload | None = None
     rules: UserEventRules | None = None
+    key: str | None = None
+    fingerprint = ""
     try:
+        key = None if dry else idempotency_key_check(idempotency_key)
         if data is None:
             assert body is not None
-            data = body_parse(body_read(body), content_type)
-        init = init_data if isinstance(init_data, bool) else init_data_parse(init_data)
+            raw = body_read(body)
+            fingerprint = request_fingerprint(raw, init_data) if key is not None else ""
+            data = body_parse(raw, content_type)
+        if isinstance(init_data, bool):
+            init = init_data
+        else:
+            init, _ = query_flags_parse(init_data, None if isinstance(dry_run, bool) else dry_run)
         payload = payload_check(data, init_data=init, max_entries=limits.max_entries)
         request_models = _models_resolve(
             organization_models(organization=organization, version=schema_version), payload
@@ -227,8 +291,15 @@ def ingest_prepare(
         )
         warnings = _ignored_fields_check(payload, by_id)
     except ApiError as error:
-        refusal = _refuse(organization, api_key, caller, request_id, payload, rules, error, started)
-        return replace(prepared, refusal=refusal)
+        prepared = replace(prepared, idempotency_key=key, fingerprint=fingerprint)
+        if key is not None and fingerprint:
+            # As if the stored answer had been looked up as soon as the body was read.
+            with writer() as store:
+                answer = store.read(ReadRequest(organization.pk, idempotency_key=key))
+                retried = _retry_answer(store, prepared, answer.stored_answer)
+            if retried is not None:
+                return replace(prepared, refusal=retried)
+        return replace(prepared, refusal=_refuse(prepared, payload, rules, error))
 
     valid: list[ValidEntry] = []
     rejected: list[RejectedEntry] = []
@@ -244,19 +315,41 @@ def ingest_prepare(
         )
         (valid if type(checked) is ValidEntry else rejected).append(checked)  # type: ignore[arg-type]
     return replace(
-        prepared, payload=payload, rules=rules, warnings=warnings, valid=valid, rejected=rejected
+        prepared,
+        payload=payload,
+        rules=rules,
+        warnings=warnings,
+        valid=valid,
+        rejected=rejected,
+        idempotency_key=key,
+        fingerprint=fingerprint,
     )
 
 
 def ingest_write(prepared: PreparedIngest) -> IngestResponse:
-    """The locked read, the plan and its write, in one transaction; then the log line."""
+    """The locked read, the plan and its write, in one transaction; then the log line.
+
+    With an Idempotency-Key whose stored answer the read finds, that answer instead (a
+    retry) or 422 (the key was used for another request), writing nothing. A dry run
+    reads without locks, plans, and writes nothing."""
     payload, rules, valid = prepared.payload, prepared.rules, prepared.valid
     assert payload is not None and prepared.refusal is None
-    organization = prepared.organization
-    read = _read_request(organization.pk, payload, valid, rules, prepared.limits)
-    with writer() as store:
+    organization, key = prepared.organization, prepared.idempotency_key
+    read = _read_request(
+        organization.pk,
+        payload,
+        valid,
+        rules,
+        prepared.limits,
+        idempotency_key=key,
+        dry_run=prepared.dry_run,
+    )
+    with writer(read_only=prepared.dry_run) as store:
         now = timezone.now()
-        snapshot = store.read(read) if read.pairs else Snapshot()
+        snapshot = store.read(read) if read.pairs or key is not None else Snapshot()
+        retried = _retry_answer(store, prepared, snapshot.stored_answer)
+        if retried is not None:
+            return retried
         plan = plan_build(
             caller=prepared.caller,
             request_id=prepared.request_id,
@@ -270,42 +363,83 @@ def ingest_write(prepared: PreparedIngest) -> IngestResponse:
             now=now,
             new_cdp_id=iter(cdp_ids_generate(len(valid))).__next__,
             elapsed_ms=(time.perf_counter() - prepared.started) * 1000,
+            idempotency=Idempotency(
+                key,
+                prepared.fingerprint,
+                now + timedelta(seconds=settings.CDP_IDEMPOTENCY_KEY_TTL_SECONDS),
+            )
+            if key is not None
+            else None,
+            dry_run=prepared.dry_run,
         )
-        store.write(plan)
+        if not prepared.dry_run:
+            store.write(plan)
     ingest_log_line(
         organization=organization,
         api_key=prepared.api_key,
         request_id=prepared.request_id,
         log=plan.log,
         duration_ms=(time.perf_counter() - prepared.started) * 1000,
+        dry_run=prepared.dry_run,
     )
     return IngestResponse(plan.status, plan.content, plan=plan)
 
 
+def _retry_answer(
+    store: PostgresWriter | PortableWriter,
+    prepared: PreparedIngest,
+    answer: StoredAnswer | None,
+) -> IngestResponse | None:
+    """What a request whose Idempotency-Key holds `answer` gets, ending the writer's
+    transaction: the stored answer, when it is the same request again (the replay is
+    counted on the original's log row), or 422 after the transaction; None when the key
+    holds no answer."""
+    if answer is None:
+        return None
+    organization = prepared.organization
+    if answer.fingerprint != prepared.fingerprint:
+        store.release()
+        return _refuse(prepared, prepared.payload, prepared.rules, IdempotencyKeyReused())
+    store.replayed(organization.pk, answer.request_id, timezone.now())
+    ingest_replay_log_line(
+        organization=organization,
+        api_key=prepared.api_key,
+        request_id=prepared.request_id,
+        original_request_id=answer.request_id,
+        status=answer.status,
+        duration_ms=(time.perf_counter() - prepared.started) * 1000,
+    )
+    return IngestResponse(answer.status, answer.content, replay_of=answer.request_id)
+
+
 def _refuse(
-    organization: Organization,
-    api_key: ApiKey | None,
-    caller: Caller,
-    request_id: str,
+    prepared: PreparedIngest,
     payload: IngestPayload | None,
     rules: UserEventRules | None,
     error: ApiError,
-    started: float,
 ) -> IngestResponse:
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    """A refused request: logged (a dry run's only in the log line), nothing stored."""
+    elapsed_ms = (time.perf_counter() - prepared.started) * 1000
     log = refusal_log_row(
-        caller=caller,
+        caller=prepared.caller,
         payload=payload,
         config_id=rules.config.pk if rules is not None else None,
         error=error,
         elapsed_ms=elapsed_ms,
+        idempotency_key=prepared.idempotency_key or "",
     )
-    log_row_create(organization.pk, request_id, timezone.now(), log)
+    organization, request_id = prepared.organization, prepared.request_id
+    if not prepared.dry_run:
+        log_row_create(organization.pk, request_id, timezone.now(), log)
     ingest_log_line(
         organization=organization,
-        api_key=api_key,
+        api_key=prepared.api_key,
         request_id=request_id,
         log=log,
-        duration_ms=(time.perf_counter() - started) * 1000,
+        duration_ms=(time.perf_counter() - prepared.started) * 1000,
+        dry_run=prepared.dry_run,
     )
-    return IngestResponse(error.status, orjson.dumps(error_body(error, request_id)), error=error)
+    body = error_body(error, request_id)
+    if prepared.dry_run:
+        body["dryRun"] = True
+    return IngestResponse(error.status, orjson.dumps(body), error=error)

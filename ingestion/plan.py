@@ -26,11 +26,21 @@ from ingestion.payload import IngestPayload
 from ingestion.validation import RejectedEntry, ValidEntry
 from journeys.changes import CREATED, UNCHANGED, UPDATED, RecordChange
 from journeys.configs import UserEventRules
-from journeys.events import EventRow
+from journeys.events import EventRow, event_as_json
 from journeys.generation import EventsPlan, events_plan
 from journeys.user_events import DedupKey, user_events_plan
 
 Pair = tuple[int, str]  # (model id, record key)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The answer stored under an Idempotency-Key, by the request that first used it."""
+
+    fingerprint: str
+    request_id: str
+    status: int
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,17 @@ class Snapshot:
     records: Mapping[Pair, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     fired: frozenset[str] = frozenset()
     user_events: Mapping[DedupKey, str] = field(default_factory=dict)
+    # The request's Idempotency-Key holds this unexpired answer (read under the key's lock).
+    stored_answer: StoredAnswer | None = None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's Idempotency-Key: stored with its answer, in the plan's transaction."""
+
+    key: str
+    fingerprint: str
+    expires_at: datetime
 
 
 @dataclass(slots=True)
@@ -78,6 +99,7 @@ class LogRow:
     results: bytes = b"[]"  # JSON, as answered
     warnings: bytes = b"[]"
     elapsed_ms: float = 0.0  # before the write; the writer adds its own time
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,7 @@ class IngestPlan:
     status: int
     content: bytes  # the answer's body
     changes: list[RecordChange]
+    idempotency: Idempotency | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,57 @@ def _results(
     return results
 
 
+def _dry_results(
+    changes: Sequence[RecordChange],
+    rejected: Sequence[RejectedEntry],
+    events: Mapping[int, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A dry run's results: a would-be-created record has no cdpId yet, no result has an
+    eventId; each stored one says what it would change (`changes`) and the event it would
+    generate (`event`, rendered as the Read API would list it)."""
+    results: list[dict[str, Any]] = []
+    for c in changes:
+        result = {
+            "index": c.index,
+            "refId": c.key,
+            "status": 200,
+            "action": c.action,
+            "cdpId": None if c.action == CREATED else c.cdp_id,
+            "changes": {}
+            if c.action == UNCHANGED
+            else {name: {"from": old, "to": new} for name, (old, new) in c.diff().items()},
+        }
+        if c.index in events:
+            result["event"] = events[c.index]
+        results.append(result)
+    if rejected:
+        results += [
+            {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
+            for r in rejected
+        ]
+        results.sort(key=itemgetter("index"))
+    return results
+
+
+def _would_be_events(
+    rules: UserEventRules | None, rows: Sequence[EventRow], event_ids: Mapping[int, str]
+) -> dict[int, dict[str, Any]]:
+    """entry index → the event its entry would generate, as the Read API would list it."""
+    if rules is None or not event_ids:
+        return {}
+    by_id = {row.event_id: row for row in rows}
+    config = rules.config
+    return {
+        index: event_as_json(
+            by_id[event_id],
+            event_at_ms=by_id[event_id].event_at_ms,
+            je_config_id=config.config_id,
+            je_event_key=config.event_key,
+        )
+        for index, event_id in event_ids.items()
+    }
+
+
 def _callback(caller: Caller, results: Sequence[Mapping[str, Any]]) -> CallbackRow | None:
     """`{"data": {"<refId>": {"status": 200, "cdpId"} | {"status": 101, "errorMessage"}}}`.
 
@@ -242,6 +316,7 @@ def refusal_log_row(
     config_id: int | None,
     error: ApiError,
     elapsed_ms: float,
+    idempotency_key: str = "",
 ) -> LogRow:
     """The log row of a request refused by checks 5–13: nothing stored."""
     return LogRow(
@@ -256,6 +331,7 @@ def refusal_log_row(
         error_code=error.error_code,
         message=error.message[:300],
         elapsed_ms=elapsed_ms,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -273,8 +349,12 @@ def plan_build(
     now: datetime,
     new_cdp_id: Callable[[], str],
     elapsed_ms: float,
+    idempotency: Idempotency | None = None,
+    dry_run: bool = False,
 ) -> IngestPlan:
-    """The whole outcome of one ingest request (see the module's docstring)."""
+    """The whole outcome of one ingest request (see the module's docstring). A dry run's
+    plan answers the dry run's body (its results say what would change), and is not
+    written."""
     written_at_ms = int(now.timestamp() * 1000)
     records: list[RecordWrite] = []
     events: list[EventRow] = []
@@ -310,7 +390,11 @@ def plan_build(
         written_at_ms=written_at_ms,
     )
     events = [*events, *generated.rows]
-    results = _results(changes, rejected, generated.event_ids)
+    if dry_run:
+        would_be = _would_be_events(rules, generated.rows, generated.event_ids)
+        results = _dry_results(changes, rejected, would_be)
+    else:
+        results = _results(changes, rejected, generated.event_ids)
     all_warnings = [*warnings, *generated.warnings]
     counts = {CREATED: 0, UPDATED: 0, UNCHANGED: 0}
     for change in changes:
@@ -325,6 +409,8 @@ def plan_build(
         error = InvalidEntries(f"{failed} of {total} entries rejected")
         status = 400 if failed == total else 200
         head, error_code, message = error_body(error, request_id), error.error_code, error.message
+    if dry_run:
+        head["dryRun"] = True
     head.update(
         objectType=payload.object_type,
         initData=payload.init_data,
@@ -360,6 +446,7 @@ def plan_build(
         results=results_json,
         warnings=warnings_json,
         elapsed_ms=elapsed_ms,
+        idempotency_key=idempotency.key if idempotency is not None else "",
     )
     return IngestPlan(
         organization_id=caller.organization_id,
@@ -373,4 +460,5 @@ def plan_build(
         status=status,
         content=answer_bytes(head, results_json, warnings_json),
         changes=changes,
+        idempotency=idempotency,
     )

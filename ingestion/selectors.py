@@ -14,6 +14,7 @@ from django.http import QueryDict
 from cdp.errors import InvalidValue
 from cdp.models import EntityRecord, ModelKind, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
+from journeys.events import event_as_json
 from journeys.models import UserEvent
 
 MAX_EVENTS_PAGE = 200
@@ -134,27 +135,14 @@ def user_events_list(
 
 
 def user_event_as_json(event: UserEvent) -> dict[str, Any]:
+    config = event.config
     return {
         "eventId": event.event_id,
-        "jeConfigId": event.config.config_id if event.config else None,
-        "jeEventKey": event.config.event_key if event.config else None,
-        "source": event.source,
-        "sourceId": event.source_id,
-        "condition": event.condition,
-        "channel": event.channel,
-        "eventCtg": event.event_ctg,
-        "eventCtg2": event.event_ctg2,
-        "eventCtg3": event.event_ctg3,
-        "eventName": event.event_name,
-        "eventAt": epoch_ms(event.event_at),
-        "value": event.value,
-        "eventLabels": event.event_labels,
-        "eventLabel2s": event.event_label2s,
-        "eventLabel3s": event.event_label3s,
-        "customerId": event.customer_id,
-        "email": event.email,
-        "phone": event.phone,
-        "note": event.note,
-        "properties": event.properties,
+        **event_as_json(
+            event,
+            event_at_ms=epoch_ms(event.event_at),
+            je_config_id=config.config_id if config else None,
+            je_event_key=config.event_key if config else None,
+        ),
         "requestId": event.request_id,
     }

@@ -34,11 +34,12 @@ from weakref import WeakKeyDictionary
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
 from cdp.models import EntityRecord
-from ingestion.models import CallbackDelivery, CallbackStatus, IngestionRequest
-from ingestion.plan import IngestPlan, LogRow, Pair, Snapshot
+from ingestion.models import CallbackDelivery, CallbackStatus, IdempotencyKey, IngestionRequest
+from ingestion.plan import IngestPlan, LogRow, Pair, Snapshot, StoredAnswer
 from journeys.events import EVENT_COLUMNS, EventRow
 from journeys.models import Trigger, UserEvent
 from journeys.user_events import known_user_events
@@ -56,6 +57,11 @@ class ReadRequest:
     fired_config_id: int | None = None  # a Created User Event: which keys has it fired for?
     fired_keys: Sequence[str] = ()
     user_event_lookups: Sequence[tuple[str, str, str]] = ()  # (source, sourceId, eventName)
+    # The request's Idempotency-Key: locked first (so a concurrent duplicate waits for this
+    # request's commit), then its stored answer read.
+    idempotency_key: str | None = None
+    # False for a dry run: no transaction, no lock; the reads alone.
+    lock: bool = True
 
 
 def _lock_id(name: str) -> int:
@@ -65,6 +71,10 @@ def _lock_id(name: str) -> int:
 
 def _model_lock(organization_id: int, model_id: int) -> int:
     return _lock_id(f"cdp.model:{organization_id}:{model_id}")
+
+
+def _idempotency_lock(organization_id: int, key: str) -> int:
+    return _lock_id(f"cdp.idempotency:{organization_id}:{key}")
 
 
 def _key_locks(request: ReadRequest) -> tuple[list[int], list[int]]:
@@ -100,7 +110,10 @@ _LOG_TYPES = {
     "results": "jsonb",
     "warnings": "jsonb",
     "elapsed_ms": "double precision",
-    **{name: "text" for name in ("object_type", "source", "error_code", "message")},
+    **{
+        name: "text"
+        for name in ("object_type", "source", "error_code", "message", "idempotency_key")
+    },
     **{
         name: "integer"
         for name in (
@@ -133,8 +146,17 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
     come from the models)."""
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
-    write = _write_statement(records, events, logs, callbacks)
+    answers = _table(IdempotencyKey)
+    write = _write_statement(records, events, logs, callbacks, answers)
     return {
+        # Taken before any other lock of the request (one per transaction): the global
+        # order stays, so no deadlock.
+        "cdp_idempotency_lock": ("bigint", "SELECT pg_advisory_xact_lock($1)"),
+        "cdp_idempotency_answer": (
+            "bigint, text",
+            f"""SELECT fingerprint, request_id, status, body FROM {answers}
+            WHERE organization_id = $1 AND key = $2 AND expires_at > now()""",
+        ),
         # The shared model locks, then the key locks, each array in sorted order.
         "cdp_key_locks": (
             "bigint[], bigint[]",
@@ -200,7 +222,7 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
         # Data-modifying CTEs run to completion whatever reads them; the log row reads
         # their counts so that it is written last and its duration includes theirs.
         "cdp_write": (
-            "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb",
+            _WRITE_TYPES,
             write.replace(
                 "{records_source}",
                 "jsonb_to_recordset($5) AS t(model_id bigint, key text, cdp_id text, data jsonb)",
@@ -209,7 +231,7 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
         # The same, for large plans (imports): the rows were copied into the session's
         # staging table (COPY), $5 is unused.
         "cdp_write_staged": (
-            "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb",
+            _WRITE_TYPES,
             write.replace("{records_source}", f"{STAGED_RECORDS} AS t"),
         ),
         "cdp_records_staged": (
@@ -240,7 +262,15 @@ _STAGING_DDL = (
 STAGING_FROM = 500
 
 
-def _write_statement(records: str, events: str, logs: str, callbacks: str) -> str:
+# organization, request id, source, now, records, events, callback, log row, and the
+# Idempotency-Key's row: key (NULL: none), fingerprint, expiry, status, answer.
+_WRITE_TYPES = (
+    "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb,"
+    " text, text, timestamptz, integer, text"
+)
+
+
+def _write_statement(records: str, events: str, logs: str, callbacks: str, answers: str) -> str:
     """The write, with `{records_source}` left to fill."""
     event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
     event_values = ", ".join(
@@ -277,6 +307,17 @@ def _write_statement(records: str, events: str, logs: str, callbacks: str) -> st
                 FROM jsonb_to_recordset($7)
                     AS c(api_key_prefix text, body text, entries integer)
                 RETURNING 1
+            ), answer AS (
+                -- A row already there has expired (the read found none live): replaced.
+                INSERT INTO {answers}
+                    (organization_id, key, fingerprint, request_id, status, body,
+                     created_at, expires_at)
+                SELECT $1, $9, $10, $2, $12, $13, $4, $11 WHERE $9 IS NOT NULL
+                ON CONFLICT (organization_id, key) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, request_id = EXCLUDED.request_id,
+                    status = EXCLUDED.status, body = EXCLUDED.body,
+                    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+                RETURNING 1
             )
             INSERT INTO {logs}
                 (organization_id, request_id, created_at, duration_ms, {", ".join(log_columns)})
@@ -286,7 +327,7 @@ def _write_statement(records: str, events: str, logs: str, callbacks: str) -> st
                 {", ".join(f"l.{c}" for c in log_columns)}
             FROM jsonb_to_record($8) AS l({log_defs}),
                 (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
-                (SELECT count(*) FROM callback) AS c"""
+                (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a"""
 
 
 # The open connections whose session has the staging tables.
@@ -393,8 +434,23 @@ def _log_json(log: LogRow) -> bytes:
             "results": orjson.Fragment(log.results),
             "warnings": orjson.Fragment(log.warnings),
             "elapsed_ms": log.elapsed_ms,
+            "idempotency_key": log.idempotency_key,
         }
     )
+
+
+def _answer_params(plan: IngestPlan) -> list[Any]:
+    """The write's last parameters: the Idempotency-Key's row, or NULLs."""
+    idempotency = plan.idempotency
+    if idempotency is None:
+        return [None, None, None, None, None]
+    return [
+        idempotency.key,
+        idempotency.fingerprint,
+        idempotency.expires_at,
+        plan.status,
+        plan.content.decode(),
+    ]
 
 
 def _bigint_array(values: Iterable[int]) -> str:
@@ -411,16 +467,19 @@ class PostgresWriter:
     transaction (tests, a larger unit of work) it takes a savepoint with `atomic()`.
     """
 
+    def __init__(self, *, read_only: bool = False) -> None:
+        self._read_only = read_only  # a dry run: reads, without transaction or locks
+
     def __enter__(self) -> PostgresWriter:
         self._own = not connection.in_atomic_block and connection.get_autocommit()
         self._begun = False
-        if not self._own:
+        if not self._own and not self._read_only:
             self._atomic = transaction.atomic()
             self._atomic.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        if not self._own:
+        if not self._own and not self._read_only:
             self._atomic.__exit__(exc_type, exc, traceback)
         elif exc_type is not None and self._begun:
             # Nothing half-written: whatever the statement that failed, undo the rest. On a
@@ -432,16 +491,24 @@ class PostgresWriter:
     def read(self, request: ReadRequest) -> Snapshot:
         """One round trip: the locks, then every read the plan needs. Several statements
         travel in one `execute` (Django's client-side-binding cursor allows it); each read
-        takes its snapshot after the locks, so it sees what the request before committed."""
+        takes its snapshot after the locks, so it sees what the request before committed.
+        A dry run's read (`lock` False) takes no lock and opens no transaction."""
         org = request.organization_id
         calls: list[tuple[str, Sequence[Any]]] = []
-        if request.exclusive_models:
+        lock = request.lock and not self._read_only
+        if lock and request.idempotency_key is not None:
+            lock_id = _idempotency_lock(org, request.idempotency_key)
+            calls.append(("cdp_idempotency_lock", [lock_id]))
+        if lock and request.exclusive_models:
             ids = sorted(_model_lock(org, m) for m in request.exclusive_models)
             calls.append(("cdp_model_locks", [_bigint_array(ids)]))
-        elif request.pairs:
+        elif lock and request.pairs:
             model_locks, key_locks = _key_locks(request)
             calls.append(("cdp_key_locks", [_bigint_array(model_locks), _bigint_array(key_locks)]))
         reads: list[str] = []
+        if lock and request.idempotency_key is not None:
+            calls.append(("cdp_idempotency_answer", [org, request.idempotency_key]))
+            reads.append("answer")
         staged = request.read_records and len(request.pairs) >= STAGING_FROM
         if staged:
             # The keys travel by COPY between the locks and the reads.
@@ -469,13 +536,14 @@ class PostgresWriter:
             return Snapshot()
         # Custom plans for the reads: the lookups' best index depends on the values (and a
         # generic plan, made before the tables have statistics, may scan the tenant).
-        head = [*self._begin(), "SET LOCAL plan_cache_mode = force_custom_plan"]
+        head = [*(self._begin() if lock else ()), "SET LOCAL plan_cache_mode = force_custom_plan"]
         with connection.cursor() as cursor:
             results = _execute(
                 cursor, calls, head=head, tail=["SET LOCAL plan_cache_mode = DEFAULT"]
             )
-        # The lock statement comes first; the reads' rows are the last results.
+        # The lock statements come first; the reads' rows are the last results.
         found = dict(zip(reads, results[len(results) - len(reads) :], strict=True))
+        answer = found.get("answer")
         return Snapshot(
             records={
                 (model_id, key): (cdp_id, orjson.loads(data) if isinstance(data, str) else data)
@@ -483,7 +551,32 @@ class PostgresWriter:
             },
             fired=frozenset(source_id for (source_id,) in found.get("fired", ())),
             user_events=known_user_events(found.get("user_events", ())),
+            stored_answer=StoredAnswer(
+                answer[0][0], answer[0][1], answer[0][2], answer[0][3].encode()
+            )
+            if answer
+            else None,
         )
+
+    def replayed(self, organization_id: int, request_id: str, now: datetime) -> None:
+        """End the transaction of a request answered with a stored answer: count the
+        replay on the original request's log row, and commit."""
+        sql = (
+            f"UPDATE {_table(IngestionRequest)} SET replays = replays + 1,"
+            " last_replayed_at = %s WHERE organization_id = %s AND request_id = %s"
+        )
+        tail = ["COMMIT"] if self._own and self._begun else []
+        with connection.cursor() as cursor:
+            cursor.execute(";\n".join([sql, *tail]), [now, organization_id, request_id])
+        self._begun = False
+
+    def release(self) -> None:
+        """End the transaction of a request that writes nothing (its key's answer was for
+        another request)."""
+        if self._own and self._begun:
+            with connection.cursor() as cursor:
+                cursor.execute("COMMIT")
+        self._begun = False
 
     def _begin(self) -> list[str]:
         if not self._own or self._begun:
@@ -526,6 +619,7 @@ class PostgresWriter:
             _json_text(plan.events),
             _json_text(callbacks),
             _log_json(plan.log).decode(),
+            *_answer_params(plan),
         ]
         if staged:
             with connection.cursor() as cursor:
@@ -565,17 +659,45 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 class PortableWriter:
-    """Django's `atomic()`: on SQLite, `BEGIN IMMEDIATE` takes the write lock at once."""
+    """Django's `atomic()`: on SQLite, `BEGIN IMMEDIATE` takes the write lock at once (so
+    the Idempotency-Key's answer is read under it too). A dry run (`read_only`) reads
+    outside any transaction, taking no lock."""
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        self._read_only = read_only
 
     def __enter__(self) -> PortableWriter:
-        self._atomic = transaction.atomic()
-        self._atomic.__enter__()
+        if not self._read_only:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        self._atomic.__exit__(exc_type, exc, traceback)
+        if not self._read_only:
+            self._atomic.__exit__(exc_type, exc, traceback)
+
+    def replayed(self, organization_id: int, request_id: str, now: datetime) -> None:
+        IngestionRequest.objects.filter(
+            organization_id=organization_id, request_id=request_id
+        ).update(replays=F("replays") + 1, last_replayed_at=now)
+
+    def release(self) -> None:
+        pass  # the transaction ends with the block
 
     def read(self, request: ReadRequest) -> Snapshot:
+        stored_answer = None
+        if request.idempotency_key is not None and request.lock and not self._read_only:
+            found = (
+                IdempotencyKey.objects.filter(
+                    organization_id=request.organization_id,
+                    key=request.idempotency_key,
+                    expires_at__gt=timezone.now(),
+                )
+                .values_list("fingerprint", "request_id", "status", "body")
+                .first()
+            )
+            if found is not None:
+                stored_answer = StoredAnswer(found[0], found[1], found[2], found[3].encode())
         records: dict[Pair, tuple[str, dict[str, Any]]] = {}
         if request.read_records:
             keys_by_model: dict[int, list[str]] = {}
@@ -616,7 +738,10 @@ class PortableWriter:
             )
             found += [(*row[:5], _ms(row[5])) for row in rows]
         return Snapshot(
-            records=records, fired=frozenset(fired), user_events=known_user_events(found)
+            records=records,
+            fired=frozenset(fired),
+            user_events=known_user_events(found),
+            stored_answer=stored_answer,
         )
 
     def write(self, plan: IngestPlan) -> None:
@@ -656,6 +781,33 @@ class PortableWriter:
                 next_attempt_at=now,
                 created_at=now,
             )
+        if plan.idempotency is not None:
+            idempotency = plan.idempotency
+            # A row already there has expired (the read found none live): replaced.
+            IdempotencyKey.objects.bulk_create(
+                [
+                    IdempotencyKey(
+                        organization_id=organization_id,
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        request_id=plan.request_id,
+                        status=plan.status,
+                        body=plan.content.decode(),
+                        created_at=now,
+                        expires_at=idempotency.expires_at,
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["organization", "key"],
+                update_fields=[
+                    "fingerprint",
+                    "request_id",
+                    "status",
+                    "body",
+                    "created_at",
+                    "expires_at",
+                ],
+            )
         written_ms = (time.perf_counter() - began) * 1000
         log_row_create(organization_id, plan.request_id, now, plan.log, written_ms=written_ms)
 
@@ -686,6 +838,8 @@ def log_row_create(
     )
 
 
-def writer() -> PostgresWriter | PortableWriter:
-    """The writer for the default database."""
-    return PostgresWriter() if connection.vendor == "postgresql" else PortableWriter()
+def writer(*, read_only: bool = False) -> PostgresWriter | PortableWriter:
+    """The writer for the default database; `read_only` for a dry run, which reads
+    without transaction or lock and writes nothing."""
+    kind = PostgresWriter if connection.vendor == "postgresql" else PortableWriter
+    return kind(read_only=read_only)

@@ -14,6 +14,7 @@ from cdp.errors import ApiError, MethodNotAllowed, MissingInfo, NotFound, error_
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
+from ingestion.payload import IDEMPOTENCY_KEY_HEADER
 from ingestion.pipeline import ingest
 
 
@@ -52,10 +53,16 @@ def ingest_endpoint(request: HttpRequest) -> HttpResponse:
         body=request,
         content_type=request.content_type or "",
         init_data=request.GET.get("initData"),
+        dry_run=request.GET.get("dryRun"),
+        idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
         schema_version=admission.schema_version,
     )
-    # The answer's bytes come from the plan, serialized once.
-    return HttpResponse(result.content, status=result.status, content_type="application/json")
+    # The answer's bytes come from the plan, serialized once (or stored, for a replay).
+    response = HttpResponse(result.content, status=result.status, content_type="application/json")
+    if result.replay_of is not None:
+        response["Idempotent-Replayed"] = "true"
+        response["X-Request-Id"] = result.replay_of  # the body's, the original request's
+    return response
 
 
 _ALLOW = {"Allow": "POST"}
