@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from cdp.models import ApiKey, Organization
-from ingestion.models import IngestionRequest
+from ingestion.models import IdempotencyKey, IngestionRequest
 from ingestion.plan import LogRow
 
 logger = logging.getLogger("cdp.ingest")
@@ -85,4 +85,14 @@ def ingestion_requests_purge(*, before: datetime, batch_size: int = 5000) -> int
         )
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
             deleted += IngestionRequest.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
+def idempotency_keys_purge(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete the Idempotency-Keys, of every organization, that expired before `before`;
+    returns how many. In batches (by the expiry index), so no statement holds many locks."""
+    deleted = 0
+    expired = IdempotencyKey.objects.filter(expires_at__lt=before)
+    while ids := list(expired.values_list("pk", flat=True)[:batch_size]):
+        deleted += IdempotencyKey.objects.filter(pk__in=ids).delete()[0]
     return deleted

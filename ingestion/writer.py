@@ -685,7 +685,6 @@ class PortableWriter:
         pass  # the transaction ends with the block
 
     def read(self, request: ReadRequest) -> Snapshot:
-        stored_answer = None
         if request.idempotency_key is not None and request.lock and not self._read_only:
             found = (
                 IdempotencyKey.objects.filter(
@@ -697,7 +696,8 @@ class PortableWriter:
                 .first()
             )
             if found is not None:
-                stored_answer = StoredAnswer(found[0], found[1], found[2], found[3].encode())
+                # A retry (or a reuse): the request is answered without its plan.
+                return Snapshot(stored_answer=StoredAnswer(*found[:3], found[3].encode()))
         records: dict[Pair, tuple[str, dict[str, Any]]] = {}
         if request.read_records:
             keys_by_model: dict[int, list[str]] = {}
@@ -741,7 +741,6 @@ class PortableWriter:
             records=records,
             fired=frozenset(fired),
             user_events=known_user_events(found),
-            stored_answer=stored_answer,
         )
 
     def write(self, plan: IngestPlan) -> None:

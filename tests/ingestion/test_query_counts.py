@@ -40,10 +40,18 @@ def _kinds(statements: list[str]) -> list[str]:
             names.append("savepoint")
         elif text.startswith("RELEASE SAVEPOINT"):
             names.append("release")
-        elif "EXECUTE CDP_KEY_LOCKS" in text or "EXECUTE CDP_MODEL_LOCKS" in text:
+        elif any(f"EXECUTE CDP_{lock}_LOCK" in text for lock in ("KEY", "MODEL", "IDEMPOTENCY")):
             names.append("lock+read")
         elif "EXECUTE CDP_WRITE" in text:
             names.append("write")
+        elif "EXECUTE CDP_" in text:
+            names.append("read")  # a dry run's: no lock
+        elif text.startswith("UPDATE") and "INGESTIONREQUEST" in text:
+            names.append("count replay")
+        elif text.startswith("SELECT") and "IDEMPOTENCYKEY" in text:
+            names.append("read answer")
+        elif text.startswith("INSERT INTO") and "IDEMPOTENCYKEY" in text:
+            names.append("insert answer")
         elif text.startswith("SELECT") and "CDP_ENTITYRECORD" in text:
             names.append("read records")
         elif text.startswith("SELECT") and "JOURNEYS_USEREVENT" in text:
@@ -114,6 +122,9 @@ EXPECTED = {
         "changed": ["savepoint", "lock+read", "write", "release"],
         "user-events": ["savepoint", "lock+read", "write", "release"],
         "rejected": ["savepoint", "write", "release"],
+        "keyed": ["savepoint", "lock+read", "write", "release"],
+        "replayed": ["savepoint", "lock+read", "count replay", "release"],
+        "dry run": ["read"],
     },
     "sqlite": {
         "records": ["savepoint", "read records", "upsert records", "insert log", "release"],
@@ -145,6 +156,20 @@ EXPECTED = {
             "release",
         ],
         "rejected": ["savepoint", "insert log", "release"],
+        "keyed": [
+            "savepoint",
+            "read answer",
+            "read records",
+            "read events",
+            "upsert records",
+            "insert events",
+            "insert callback",
+            "insert answer",
+            "insert log",
+            "release",
+        ],
+        "replayed": ["savepoint", "read answer", "count replay", "release"],
+        "dry run": ["read records", "read events"],
     },
 }[connection.vendor]
 
@@ -249,6 +274,62 @@ def test_rejected_entries_alone_write_only_the_log_row(api_a, tenant_a):
     assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 3
 
 
+def test_an_idempotency_key_and_its_replay_run_the_pinned_statements(
+    api_a, tenant_a, tenant_b, callbacks_on
+):
+    config = _config(tenant_a, "Created")
+    _seed(api_a)
+    api_a.post([api_a.entry("WARM", customFieldLong01=1)], jeConfigId=config.config_id)
+
+    def keyed(key: str, entries: list) -> tuple[list[str], dict]:
+        headers = {"TOKEN": api_a.token, "API_KEY": tenant_a.raw_key, "Idempotency-Key": key}
+        return _statements(api_a, entries, jeConfigId=config.config_id, headers=headers)
+
+    one, one_body = keyed("one", [api_a.entry("SOLO", customFieldLong01=99)])
+    fifty, fifty_body = keyed("fifty", _mixed(api_a))
+    one_again, one_replay = keyed("one", [api_a.entry("SOLO", customFieldLong01=99)])
+    fifty_again, fifty_replay = keyed("fifty", _mixed(api_a))
+
+    assert (one_body["events"]["generated"], fifty_body["events"]["generated"]) == (1, 20)
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["keyed"]
+    assert (one_replay, fifty_replay) == (one_body, fifty_body)
+    assert _kinds(one_again) == _kinds(fifty_again) == EXPECTED["replayed"]
+    assert not UserEvent.objects.filter(organization=tenant_b.organization).exists()
+
+
+def test_a_dry_run_runs_the_pinned_reads_and_writes_nothing(api_a, tenant_a, callbacks_on):
+    config = _config(tenant_a, "Created")
+    _seed(api_a)
+    api_a.post([api_a.entry("WARM", customFieldLong01=1)], jeConfigId=config.config_id)
+    logged = IngestionRequest.objects.count()
+
+    def dry(entries: list) -> tuple[list[str], dict]:
+        with CaptureQueriesContext(connection) as captured:
+            response = api_a.client.post(
+                "/dhub-i/api/v1.0/ingest?dryRun=true",
+                data=json.dumps(
+                    {
+                        "objectType": "custom-model",
+                        "source": "CRM",
+                        "jeConfigId": config.config_id,
+                        "entries": entries,
+                    }
+                ),
+                content_type="application/json",
+                headers={"TOKEN": api_a.token, "API_KEY": tenant_a.raw_key},
+            )
+        return [q["sql"] for q in captured.captured_queries], response.json()
+
+    one, one_body = dry([api_a.entry("SOLO", customFieldLong01=99)])
+    fifty, fifty_body = dry(_mixed(api_a))
+
+    assert (one_body["dryRun"], one_body["events"]["generated"]) == (True, 1)
+    assert (fifty_body["created"], fifty_body["updated"], fifty_body["failed"]) == (20, 20, 10)
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["dry run"]
+    assert IngestionRequest.objects.count() == logged
+    assert not EntityRecord.objects.filter(key="SOLO").exists()
+
+
 # --- round trips, outside any test transaction ---------------------------------------------
 
 
@@ -296,6 +377,30 @@ def test_postgresql_takes_two_round_trips_with_begin_and_commit_in_them(tenant_a
     assert IngestionRequest.objects.filter(request_id=body["requestId"]).get().created == 1
     assert json.loads(CallbackDelivery.objects.get(request_id=body["requestId"]).body)["data"]
     assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_takes_two_round_trips_with_a_key_and_two_for_its_replay(tenant_a):
+    if not POSTGRESQL:
+        pytest.skip("PostgreSQL only: SQLite has no round trips")
+    api = ingest_for(tenant_a)
+    api.post([api.entry("WARM")])
+    headers = {"TOKEN": api.token, "API_KEY": tenant_a.raw_key, "Idempotency-Key": "k-1"}
+
+    rounds = []
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as captured:
+            response = api.post([api.entry("R-1", customFieldLong01=70)], headers=headers)
+        rounds.append([q["sql"] for q in captured.captured_queries])
+
+    first, replay = rounds
+    assert _kinds(first) == ["lock+read", "write"]
+    assert first[0].startswith("BEGIN;") and first[1].rstrip().endswith("COMMIT")
+    assert _kinds(replay) == ["lock+read", "count replay"]
+    assert replay[1].rstrip().endswith("COMMIT")
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert IngestionRequest.objects.get(idempotency_key="k-1").replays == 1
 
 
 def test_one_redis_round_trip_per_request_in_the_steady_state(api_a, shared_redis, monkeypatch):
