@@ -18,7 +18,7 @@ class ErrorBody(serializers.Serializer):
     errorCode = serializers.CharField(
         help_text="UNAUTHORIZED, RATE_LIMITED, PAYLOAD_TOO_LARGE, INVALID_JSON, MISSING_INFO, "
         "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
-        "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, NOT_FOUND"
+        "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, IDEMPOTENCY_KEY_REUSED, NOT_FOUND"
     )
     message = serializers.CharField()
     requestId = serializers.CharField(help_text="Equals the X-Request-Id header.")
@@ -41,14 +41,60 @@ class EventsCounts(serializers.Serializer):
     dropped = serializers.IntegerField()
 
 
+class FieldChange(serializers.Serializer):
+    # "from" is a Python keyword: the field is declared under another name and renamed.
+    from_ = serializers.JSONField(allow_null=True, help_text="The stored value, or null")
+    to = serializers.JSONField(allow_null=True, help_text="The value after the write, or null")
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class WouldBeEvent(serializers.Serializer):
+    """A dry run's event: as the Read API would list it, without eventId and requestId."""
+
+    jeConfigId = serializers.CharField(allow_null=True)
+    jeEventKey = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+    sourceId = serializers.CharField()
+    condition = serializers.CharField()
+    channel = serializers.CharField()
+    eventCtg = serializers.CharField()
+    eventCtg2 = serializers.CharField()
+    eventCtg3 = serializers.CharField()
+    eventName = serializers.CharField()
+    eventAt = serializers.IntegerField(help_text="epoch ms")
+    value = serializers.FloatField(allow_null=True)
+    eventLabels = serializers.ListField(child=serializers.CharField())
+    eventLabel2s = serializers.ListField(child=serializers.CharField())
+    eventLabel3s = serializers.ListField(child=serializers.CharField())
+    customerId = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    note = serializers.CharField()
+    properties = serializers.DictField()
+
+
 class EntryResult(serializers.Serializer):
     index = serializers.IntegerField()
     refId = serializers.CharField(allow_null=True, help_text="The entry's key value.")
     status = serializers.IntegerField(help_text="200 stored, 101 rejected")
     action = serializers.ChoiceField(choices=["created", "updated", "unchanged"], required=False)
-    cdpId = serializers.CharField(required=False)
-    eventId = serializers.CharField(required=False)
+    cdpId = serializers.CharField(
+        required=False, allow_null=True, help_text="Dry run: null for a record to be created"
+    )
+    eventId = serializers.CharField(required=False, help_text="Not in a dry run")
     errorMessage = serializers.CharField(required=False)
+    changes = serializers.DictField(
+        child=FieldChange(),
+        required=False,
+        help_text="Dry run only: each field the write would change; {} for unchanged",
+    )
+    event = WouldBeEvent(
+        required=False, help_text="Dry run only: the user event the entry would generate"
+    )
 
 
 class IngestResponseBody(serializers.Serializer):
@@ -56,6 +102,7 @@ class IngestResponseBody(serializers.Serializer):
     errorCode = serializers.CharField(required=False, help_text="INVALID_ENTRIES when any failed")
     message = serializers.CharField(required=False)
     requestId = serializers.CharField()
+    dryRun = serializers.BooleanField(required=False, help_text="true on a dry run's answer only")
     objectType = serializers.CharField()
     initData = serializers.BooleanField()
     total = serializers.IntegerField()
@@ -168,6 +215,30 @@ _AUTH_ERRORS = {
     ),
 }
 
+_IDEMPOTENCY = [
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        description="1–255 visible ASCII characters (0x21–0x7E), chosen by the client per "
+        "request. A retry with the same key, body and initData within "
+        "CDP_IDEMPOTENCY_KEY_TTL_SECONDS (a day) is answered the first answer, writing "
+        "nothing; the same key with another request answers 422. Per organization. "
+        "Ignored on a dry run.",
+        pattern=r"^[\x21-\x7E]{1,255}$",
+    ),
+    OpenApiParameter(
+        "Idempotent-Replayed",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200, 400],
+        enum=["true"],
+        description="Present on a retry answered with the stored answer (X-Request-Id "
+        "and the body's requestId are then the original request's)",
+    ),
+]
+
 INGEST = {
     "operation_id": "ingest",
     "summary": "Create or update up to 50 records of one object type",
@@ -185,6 +256,15 @@ INGEST = {
             required=False,
             description="true for a historical load: no user events fire",
         ),
+        OpenApiParameter(
+            "dryRun",
+            str,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="true: every check and the whole plan, nothing written; the answer "
+            "has dryRun, and per stored entry its changes and the event it would generate",
+        ),
+        *_IDEMPOTENCY,
     ],
     "responses": {
         200: OpenApiResponse(IngestResponseBody, description="At least one entry stored"),
@@ -201,6 +281,10 @@ INGEST = {
         ),
         **_AUTH_ERRORS,
         413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
+        422: _error(
+            "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different "
+            "request`"
+        ),
     },
     "examples": [
         OpenApiExample(

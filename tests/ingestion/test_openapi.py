@@ -147,6 +147,31 @@ def test_ingest_responses_include_every_error(schema):
     assert "TOKEN and API_KEY headers are required" in operation["responses"]["401"]["description"]
 
 
+def test_idempotency_key_and_dry_run_are_described(schema):
+    operation = schema["paths"][INGEST]["post"]
+
+    key = params(operation, "header")["Idempotency-Key"]
+    assert not key.get("required", False)
+    assert key["schema"]["pattern"] == "^[\\x21-\\x7E]{1,255}$"
+    assert "dryRun" in params(operation, "query")
+    reused = operation["responses"]["422"]
+    assert "IDEMPOTENCY_KEY_REUSED" in reused["description"]
+    assert set(json_schema(schema, operation, "422")["properties"]) == ERROR_KEYS
+    for status in ("200", "400"):
+        headers = operation["responses"][status]["headers"]
+        assert headers["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
+    ok = json_schema(schema, operation, "200")
+    assert ok["properties"]["dryRun"]["type"] == "boolean"
+    assert "dryRun" not in ok["required"]
+    result = resolve(schema, ok["properties"]["results"]["items"])
+    assert {"changes", "event"} <= set(result["properties"])
+    change = resolve(schema, result["properties"]["changes"]["additionalProperties"])
+    assert set(change["properties"]) == set(change["required"]) == {"from", "to"}
+    event_node = result["properties"]["event"]
+    event = resolve(schema, event_node["allOf"][0] if "allOf" in event_node else event_node)
+    assert set(event["properties"]) == EVENT_KEYS - {"eventId", "requestId"}
+
+
 def test_rate_limited_responses_describe_the_retry_headers(schema):
     for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get")):
         headers = schema["paths"][path][method]["responses"]["429"]["headers"]
