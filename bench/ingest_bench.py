@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ GROUP_KEY = TENANT["organization"]["groupKey"]
 MOM_CODE = TENANT["models"][0]["momCode"]
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 INGEST_PATH = "/dhub-i/api/v1.0/ingest"
-SCENARIOS = ("create", "update", "events", "small")
+SCENARIOS = ("create", "create-key", "update", "events", "small")
 
 
 # --------------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ class Scenario:
     batch_size: int
     with_event: bool = False
     existing_share: float = 0.0  # of each batch, keys that exist and change
+    keyed: bool = False  # each request with its own Idempotency-Key
 
     def batches(self, keys: Keys, existing: list[str], thread: int) -> Iterator[list[dict]]:
         counter = 0
@@ -128,6 +130,7 @@ class Scenario:
 def scenario_of(name: str, batch_size: int = 50) -> Scenario:
     return {
         "create": Scenario("create", batch_size),
+        "create-key": Scenario("create-key", batch_size, keyed=True),
         "update": Scenario("update", batch_size, existing_share=0.5),
         "events": Scenario("events", batch_size, with_event=True),
         "small": Scenario("small", 1),
@@ -150,6 +153,7 @@ class Run:
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     client_cpu_percent: float = 0.0
+    server_cpu_ms_per_request: float | None = None  # the workers' CPU (user + system)
     server_rss_mb: float | None = None
     error_sample: str = ""
 
@@ -267,6 +271,17 @@ class Server:
                     total_kb += int(line.split()[1])
         return round(total_kb / 1024, 1)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far, from /proc."""
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        ticks = 0
+        for pid in children.read_text().split() if children.exists() else ():
+            # Fields 14 and 15 of /proc/PID/stat, after the parenthesized command name.
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -340,7 +355,7 @@ class KeepAlive:
 
 
 def endpoint_sender(
-    port: int, token: str, config_id: str | None, keep_alive: bool = False
+    port: int, token: str, config_id: str | None, keep_alive: bool = False, keyed: bool = False
 ) -> Callable[[int, list[dict]], tuple[bool, str]]:
     connection = "keep-alive" if keep_alive else "close"
     head = (
@@ -352,7 +367,8 @@ def endpoint_sender(
 
     def send(thread: int, batch: list[dict]) -> tuple[bool, str]:
         body = orjson.dumps({**body_head, "entries": batch})
-        status, payload = pool.post(head, body) if pool else http_post(port, head, body)
+        this_head = head + b"Idempotency-Key: %s\r\n" % uuid.uuid4().hex.encode() if keyed else head
+        status, payload = pool.post(this_head, body) if pool else http_post(port, this_head, body)
         ok = status == 200 and payload.startswith(b'{"success":true')
         return ok, f"{status} {payload[:200]!r}"
 
@@ -440,6 +456,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ("p95 ms", "p95_ms"),
         ("p99 ms", "p99_ms"),
         ("errors", "errors"),
+        ("srv cpu ms/req", "server_cpu_ms_per_request"),
         ("rss MB", "server_rss_mb"),
         ("client cpu%", "client_cpu_percent"),
         ("ratio", "ratio"),
@@ -529,8 +546,12 @@ def main() -> None:
                 token,
                 config_id if scenario.with_event else None,
                 keep_alive=not args.no_keep_alive,
+                keyed=scenario.keyed,
             )
+            cpu_before = server.cpu_seconds()
             endpoint = drive("endpoint", scenario, concurrency, seconds, send, keys, existing)
+            cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(1, endpoint.requests)
+            endpoint.server_cpu_ms_per_request = round(cpu_ms, 2)
             endpoint.server_rss_mb = server.rss_mb()
             send_c, close_c = ceiling_sender(dsn, org_id, model_id, concurrency)
             try:
@@ -599,7 +620,14 @@ def main() -> None:
             f"last minute {s['last_minute_mb']} MB ({s['growth_percent']:+.1f} %)"
         )
     print(f"\nResults: {args.out}")
-    create = next((r for r in results["runs"] if r["scenario"] == "create" and "ratio" in r), None)
+    endpoint_runs = {r["scenario"]: r for r in results["runs"] if "ratio" in r}
+    create, keyed = endpoint_runs.get("create"), endpoint_runs.get("create-key")
+    if create and keyed:
+        added = keyed["server_cpu_ms_per_request"] / create["server_cpu_ms_per_request"] - 1
+        print(
+            f"Idempotency-Key: server CPU {create['server_cpu_ms_per_request']} → "
+            f"{keyed['server_cpu_ms_per_request']} ms per create request ({100 * added:+.1f} %)"
+        )
     if create:
         print(
             f"create ratio (endpoint / ceiling entries/s at concurrency "

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
     parser.add_argument(
         "--time-only", action="store_true", help="no profiler: print ms per request"
+    )
+    parser.add_argument(
+        "--idempotency-key", action="store_true", help="each request with its own key"
     )
     args = parser.parse_args()
 
@@ -82,11 +86,13 @@ def main() -> None:
                 "entries": batch,
                 "jeConfigId": config_id if scenario.with_event else None,
             }
+            keyed = {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex} if args.idempotency_key else {}
             response = client.post(
                 "/dhub-i/api/v1.0/ingest",
                 json.dumps(body),
                 content_type="application/json",
                 **headers,
+                **keyed,
             )
             assert response.status_code == 200, response.content[:300]
 

@@ -54,7 +54,7 @@ def ingest_endpoint(request: HttpRequest) -> HttpResponse:
         content_type=request.content_type or "",
         init_data=request.GET.get("initData"),
         dry_run=request.GET.get("dryRun"),
-        idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
+        idempotency_key=request.META.get(IDEMPOTENCY_KEY_META),
         schema_version=admission.schema_version,
     )
     # The answer's bytes come from the plan, serialized once (or stored, for a replay).
@@ -66,6 +66,8 @@ def ingest_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 _ALLOW = {"Allow": "POST"}
+# Read from META directly: `request.headers` parses every header of the request.
+IDEMPOTENCY_KEY_META = "HTTP_" + IDEMPOTENCY_KEY_HEADER.upper().replace("-", "_")
 # drf-spectacular documents every URL whose view names an APIView subclass as `cls` (as
 # `APIView.as_view()` does): the plain view is described by IngestView's schema.
 ingest_endpoint.cls = IngestView  # type: ignore[attr-defined]
