@@ -297,6 +297,8 @@ def ingest_prepare(
             with writer() as store:
                 answer = store.read(ReadRequest(organization.pk, idempotency_key=key))
                 retried = _retry_answer(store, prepared, answer.stored_answer)
+                if retried is None:
+                    store.release()
             if retried is not None:
                 return replace(prepared, refusal=retried)
         return replace(prepared, refusal=_refuse(prepared, payload, rules, error))

@@ -363,3 +363,29 @@ def test_concurrent_duplicates_holding_no_key_are_processed_once(tenant_a):
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 7
     logged = IngestionRequest.objects.filter(organization=tenant_a.organization).get()
     assert (logged.error_code, logged.replays) == ("INVALID_ENTRIES", 7)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_request_with_a_key_ends_its_transaction(tenant_a):
+    """The refusal's key lookup runs in a transaction of its own: it is over when the
+    answer leaves, and the refusal's log row is committed (seen from another connection)."""
+    api = ingest_for(tenant_a)
+    refused = _post_raw(
+        api, json.dumps({"objectType": "nope", "source": "CRM", "entries": [{}]}).encode()
+    )
+    assert refused.json()["errorCode"] == "INVALID_OBJECT_TYPE"
+
+    assert not connection.in_atomic_block
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+    def logged_elsewhere() -> list[str]:
+        try:
+            return list(IngestionRequest.objects.values_list("error_code", flat=True))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(logged_elsewhere).result(timeout=30) == ["INVALID_OBJECT_TYPE"]
