@@ -509,7 +509,8 @@ class PostgresWriter:
         if lock and request.idempotency_key is not None:
             calls.append(("cdp_idempotency_answer", [org, request.idempotency_key]))
             reads.append("answer")
-        staged = request.read_records and len(request.pairs) >= STAGING_FROM
+        # (A dry run's keys travel as JSON: staging tables need the transaction.)
+        staged = lock and request.read_records and len(request.pairs) >= STAGING_FROM
         if staged:
             # The keys travel by COPY between the locks and the reads.
             locks, calls = calls, []
