@@ -194,7 +194,8 @@ class UserEventForm(forms.ModelForm):
         )
         if data_model is not None:
             schema = model_schema(organization=data_model.organization, data_model=data_model)
-            problems = config_settings_validate(self.wire_settings(), schema)
+            trigger = cleaned.get("trigger") or self.instance.trigger
+            problems = config_settings_validate(self.wire_settings(), schema, trigger=trigger)
             if problems:
                 service_errors_apply(self, ValidationError(problems), skip_fields_with_errors=True)
         return cleaned

@@ -11,9 +11,13 @@ from cdp.models import Organization
 from cdp.schema_cache import schema_cached
 from cdp.selectors import LoadedModel
 from journeys.changes import CREATED, UPDATED
-from journeys.filters import RecordPredicate, filter_compile
+from journeys.filters import RecordPredicate, filter_compile, filter_reads_previous
 from journeys.models import JourneyEventConfig, Trigger
-from journeys.update_values import UpdateValuesApplier, update_values_compile
+from journeys.update_values import (
+    UpdateValuesApplier,
+    update_values_compile,
+    update_values_read_previous,
+)
 
 _TRIGGER_ACTION = {Trigger.CREATED: CREATED, Trigger.CHANGED: UPDATED}
 
@@ -28,6 +32,9 @@ class UserEventRules:
     action: str
     passes: RecordPredicate
     update: UpdateValuesApplier
+    # The filter or the update values read `previous.<field>` (or ask what changed): they
+    # run on the record with its previous values beside it.
+    reads_previous: bool = False
 
     @property
     def fires_once(self) -> bool:
@@ -60,6 +67,8 @@ def _rules(config: JourneyEventConfig, model: LoadedModel) -> UserEventRules:
         action=_TRIGGER_ACTION[Trigger(config.trigger)],
         passes=filter_compile(config.filters or {}, model.schema),
         update=update_values_compile(config.update_values or [], model.schema),
+        reads_previous=filter_reads_previous(config.filters)
+        or update_values_read_previous(config.update_values),
     )
 
 

@@ -17,6 +17,12 @@ path. Semantics (docs/decisions-rule-engine.md):
 - On a list field, contains/not_contains test one element's membership, eq/neq compare the
   whole list ignoring order, in/not_in ask whether any element is among the given values.
 - An empty or absent condition list passes every record, whatever `match` says.
+
+Change-aware conditions, for `Changed` User Events only (`change_aware`): a condition's
+field may be `previous.<field>`, the field's stored value before the write (None when it
+was empty), with the field's own operators; `changed` and `not_changed` (no value) ask
+whether the write changed a field. The predicate then runs on the record with its
+previous values beside it (`with_previous`).
 """
 
 from __future__ import annotations
@@ -48,14 +54,20 @@ OPERATORS: tuple[str, ...] = (
     "not_in",
     "is_empty",
     "is_not_empty",
+    "changed",
+    "not_changed",
 )
-VALUELESS_OPERATORS = frozenset({"is_empty", "is_not_empty"})
+# Whether this write changed the field: `Changed` User Events only, on a field itself.
+CHANGE_OPERATORS = frozenset({"changed", "not_changed"})
+VALUELESS_OPERATORS = frozenset({"is_empty", "is_not_empty"}) | CHANGE_OPERATORS
+PREVIOUS_PREFIX = "previous."
+CHANGED_ONLY = "applies to Changed User Events only"
 LIST_VALUE_OPERATORS = frozenset({"in", "not_in"})
 
 _ORDERED = ("gt", "gte", "lt", "lte")
 _EQUALITY = ("eq", "neq")
 _MEMBERSHIP = ("in", "not_in")
-_EMPTINESS = ("is_empty", "is_not_empty")
+_VALUELESS = ("is_empty", "is_not_empty", "changed", "not_changed")
 
 OPERATORS_BY_TYPE: dict[FieldType, tuple[str, ...]] = {
     FieldType.TEXT: (
@@ -66,14 +78,14 @@ OPERATORS_BY_TYPE: dict[FieldType, tuple[str, ...]] = {
         "ends_with",
         *_ORDERED,
         *_MEMBERSHIP,
-        *_EMPTINESS,
+        *_VALUELESS,
     ),
-    FieldType.INTEGER: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_EMPTINESS),
-    FieldType.NUMBER: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_EMPTINESS),
-    FieldType.TIMESTAMP: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_EMPTINESS),
-    FieldType.BOOLEAN: (*_EQUALITY, *_EMPTINESS),
-    FieldType.LIST: (*_EQUALITY, "contains", "not_contains", *_MEMBERSHIP, *_EMPTINESS),
-    FieldType.OBJECT_LIST: _EMPTINESS,
+    FieldType.INTEGER: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_VALUELESS),
+    FieldType.NUMBER: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_VALUELESS),
+    FieldType.TIMESTAMP: (*_EQUALITY, *_ORDERED, *_MEMBERSHIP, *_VALUELESS),
+    FieldType.BOOLEAN: (*_EQUALITY, *_VALUELESS),
+    FieldType.LIST: (*_EQUALITY, "contains", "not_contains", *_MEMBERSHIP, *_VALUELESS),
+    FieldType.OBJECT_LIST: _VALUELESS,
 }
 
 _FILTER_KEYS = ("match", "conditions")
@@ -90,14 +102,35 @@ class _Condition:
     value: Any
 
 
-def filter_validate(filter_config: Any, schema: ModelSchema, *, path: str) -> list[str]:
+def filter_validate(
+    filter_config: Any, schema: ModelSchema, *, path: str, change_aware: bool = False
+) -> list[str]:
     """Every problem of `filter_config` against `schema`, each message starting with its
     JSON path under `path` (e.g. "filter.conditions[1].operator: ..."). Empty when valid.
 
-    None and {} are valid (no conditions: every record passes).
+    None and {} are valid (no conditions: every record passes). `change_aware` (a
+    `Changed` User Event) allows `previous.<field>` and the change operators.
     """
-    _, _, errors = _parse(filter_config, schema, path)
+    _, _, errors = _parse(filter_config, schema, path, change_aware)
     return errors
+
+
+def filter_reads_previous(filter_config: Any) -> bool:
+    """Whether a (valid) filter looks at the record as it was before the write."""
+    conditions = (filter_config or {}).get("conditions") or []
+    return any(
+        str(c.get("field", "")).startswith(PREVIOUS_PREFIX) or c.get("operator") in CHANGE_OPERATORS
+        for c in conditions
+    )
+
+
+def with_previous(after: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The record after the write, with each field's previous value as
+    `previous.<field>`: what change-aware conditions and update values read."""
+    view = dict(after)
+    for name, value in (before or {}).items():
+        view[PREVIOUS_PREFIX + name] = value
+    return view
 
 
 def filter_compile(filter_config: Any, schema: ModelSchema) -> RecordPredicate:
@@ -109,7 +142,7 @@ def filter_compile(filter_config: Any, schema: ModelSchema) -> RecordPredicate:
     condition instead of raising. Raises ValueError, listing the errors, for an invalid
     config.
     """
-    match, conditions, errors = _parse(filter_config, schema, "filter")
+    match, conditions, errors = _parse(filter_config, schema, "filter", change_aware=True)
     if errors:
         raise ValueError("invalid filter: " + "; ".join(errors))
     checks = [_check(condition) for condition in conditions]
@@ -121,7 +154,7 @@ def filter_compile(filter_config: Any, schema: ModelSchema) -> RecordPredicate:
 
 
 def _parse(
-    filter_config: Any, schema: ModelSchema, path: str
+    filter_config: Any, schema: ModelSchema, path: str, change_aware: bool = False
 ) -> tuple[str, list[_Condition], list[str]]:
     if filter_config is None:
         return MATCH_ALL, [], []
@@ -143,14 +176,16 @@ def _parse(
         return match, [], errors
     conditions = []
     for index, raw in enumerate(raw_conditions):
-        condition = _parse_condition(raw, schema, f"{path}.conditions[{index}]", errors)
+        condition = _parse_condition(
+            raw, schema, f"{path}.conditions[{index}]", errors, change_aware
+        )
         if condition is not None:
             conditions.append(condition)
     return match, conditions, errors
 
 
 def _parse_condition(
-    raw: Any, schema: ModelSchema, path: str, errors: list[str]
+    raw: Any, schema: ModelSchema, path: str, errors: list[str], change_aware: bool
 ) -> _Condition | None:
     if not isinstance(raw, Mapping):
         errors.append(f"{path}: expected an object with field, operator and value")
@@ -162,19 +197,32 @@ def _parse_condition(
     )
     name = raw.get("field")
     field = None
+    previous = isinstance(name, str) and name.startswith(PREVIOUS_PREFIX)
     if not isinstance(name, str) or not name:
         errors.append(f"{path}.field: required, the name of a field of the model")
     else:
-        field = schema.field(name)
+        field = schema.field(name.removeprefix(PREVIOUS_PREFIX) if previous else name)
         if field is None:
             errors.append(f"{path}.field: unknown field {name!r}")
+        elif previous and not change_aware:
+            errors.append(f"{path}.field: {name}: previous.<field> {CHANGED_ONLY}")
+            field = None
 
     operator = raw.get("operator")
     if operator not in OPERATORS:
         problem = "required" if operator is None else f"unknown operator {value_shown(operator)}"
         errors.append(f"{path}.operator: {problem} (use {', '.join(OPERATORS)})")
         return None
+    if operator in CHANGE_OPERATORS and not change_aware:
+        errors.append(f"{path}.operator: {operator!r} {CHANGED_ONLY}")
+        return None
     if field is None:
+        return None
+    if operator in CHANGE_OPERATORS and previous:
+        errors.append(
+            f"{path}.operator: {operator!r} applies to a field, not to its previous value "
+            f"(use {field.name})"
+        )
         return None
     allowed = OPERATORS_BY_TYPE[field.type]
     if operator not in allowed:
@@ -184,16 +232,17 @@ def _parse_condition(
         )
         return None
 
+    name = PREVIOUS_PREFIX + field.name if previous else field.name
     if operator in VALUELESS_OPERATORS:
         # A Console form may post a blank value alongside is_empty; it means nothing.
-        return _Condition(field.name, field.type, operator, None)
+        return _Condition(name, field.type, operator, None)
     if raw.get("value") is None:
         errors.append(f"{path}.value: required for operator {operator!r}")
         return None
     value = _coerce_value(raw["value"], field.type, operator, f"{path}.value", errors)
     if value is None:
         return None
-    return _Condition(field.name, field.type, operator, value)
+    return _Condition(name, field.type, operator, value)
 
 
 def _items_coerce(
@@ -246,6 +295,12 @@ def _check(condition: _Condition) -> RecordPredicate:
     name, value, operator = condition.field, condition.value, condition.operator
     on_list = condition.type == FieldType.LIST
 
+    if operator in CHANGE_OPERATORS:
+        # An empty field is None (a cleared field is absent from the record).
+        was = PREVIOUS_PREFIX + name
+        if operator == "changed":
+            return lambda record: record.get(name) != record.get(was)
+        return lambda record: record.get(name) == record.get(was)
     if operator == "is_empty":
         return lambda record: _is_empty(record.get(name))
     if operator == "is_not_empty":

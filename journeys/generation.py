@@ -13,6 +13,7 @@ from journeys.changes import RecordChange
 from journeys.configs import UserEventRules
 from journeys.event_time import event_time_resolve
 from journeys.events import EventRow
+from journeys.filters import with_previous
 from journeys.models import event_id_generate
 
 # Record fields copied onto the event unless an update value sets them.
@@ -74,9 +75,15 @@ def events_plan(
     if rules is None or not changes:
         return EventsPlan()
     model_id, action, passes = rules.model.pk, rules.action, rules.passes
-    matching = [
-        c for c in changes if c.model_id == model_id and c.action == action and passes(c.after)
-    ]
+    # What the rules read of each change: the record after the write, and (change-aware
+    # rules) its previous values as `previous.<field>`.
+    reads_previous = rules.reads_previous
+    matching = []
+    for c in changes:
+        if c.model_id == model_id and c.action == action:
+            record = with_previous(c.after, c.before) if reads_previous else c.after
+            if passes(record):
+                matching.append((c, record))
     if init_data:
         return EventsPlan(suppressed=len(matching))
 
@@ -87,12 +94,12 @@ def events_plan(
             f"{len(dropped)} events dropped: at most {cap} events are generated per request"
         )
     if rules.fires_once and fired:
-        firing = [c for c in firing if c.key not in fired]
+        firing = [(c, r) for c, r in firing if c.key not in fired]
     event_time = rules.config.event_time
     rows = []
     event_ids = {}
-    for change in firing:
-        attributes, value_warnings = rules.update(change.after)
+    for change, record in firing:
+        attributes, value_warnings = rules.update(record)
         event_at_ms, time_warning = event_time_resolve(
             event_time, change.after, written_at_ms, record_key=change.key
         )

@@ -59,11 +59,13 @@ def _text(value: Any, path: str, *, required: bool, max_length: int = 100) -> li
 
 
 def config_settings_validate(
-    settings: Mapping[str, Any], schema: ModelSchema, *, path: str = ""
+    settings: Mapping[str, Any], schema: ModelSchema, *, trigger: str, path: str = ""
 ) -> list[str]:
     """Every problem of a config's settings (wire names, as in provisioning files), each
-    prefixed with its JSON path under `path`. Empty when valid."""
+    prefixed with its JSON path under `path`. Empty when valid. Only a `Changed` User Event
+    (`trigger`) may look at the record as it was before the write."""
     prefix = f"{path}." if path else ""
+    change_aware = trigger == Trigger.CHANGED
     errors = [
         *_text(settings.get("eventName"), f"{prefix}eventName", required=True),
         *_text(settings.get("subCategory"), f"{prefix}subCategory", required=False),
@@ -72,9 +74,17 @@ def config_settings_validate(
         *event_time_validate(
             settings.get("eventTime", EVENT_TIME_INGESTED), schema, path=f"{prefix}eventTime"
         ),
-        *filter_validate(settings.get("filter") or {}, schema, path=f"{prefix}filter"),
+        *filter_validate(
+            settings.get("filter") or {},
+            schema,
+            path=f"{prefix}filter",
+            change_aware=change_aware,
+        ),
         *update_values_validate(
-            settings.get("updateValues") or [], schema, path=f"{prefix}updateValues"
+            settings.get("updateValues") or [],
+            schema,
+            path=f"{prefix}updateValues",
+            change_aware=change_aware,
         ),
     ]
     if not isinstance(settings.get("enabled", True), bool):
@@ -115,7 +125,7 @@ def journey_event_config_create(
         raise ValidationError({"model": "Unknown model."})
     schema = model_schema(organization=organization, data_model=data_model)
     errors = _choice(trigger, tuple(Trigger.values), "trigger")
-    errors += config_settings_validate(settings, schema)
+    errors += config_settings_validate(settings, schema, trigger=trigger)
     if errors:
         raise ValidationError(errors)
     for _attempt in range(5):
@@ -154,7 +164,7 @@ def journey_event_config_update(
     if config.organization_id != organization.pk:
         raise ValidationError({"config": "Unknown User Event."})
     schema = model_schema(organization=organization, data_model=config.data_model)
-    errors = config_settings_validate(settings, schema)
+    errors = config_settings_validate(settings, schema, trigger=config.trigger)
     if errors:
         raise ValidationError(errors)
     changed = [

@@ -16,7 +16,8 @@ properties.<name>               properties[<name>]    any JSON, kept as is
 Coercions (docs/decisions-rule-engine.md): number from an int, a float or a numeric string;
 text from a string, a number or a boolean; a list from a list or a single scalar (wrapped).
 A source field that is empty (missing, None, "" or []) sets nothing, silently; a value that
-does not coerce sets nothing and yields a warning.
+does not coerce sets nothing and yields a warning. A `Changed` User Event's source may be
+`previous.<field>`: the field's value before the write (`change_aware`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from journeys.coercion import (
     to_text_list,
     value_shown,
 )
+from journeys.filters import CHANGED_ONLY, PREVIOUS_PREFIX
 
 UpdateValuesApplier = Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]]
 
@@ -107,14 +109,25 @@ class _Step:
     constant: Any
 
 
-def update_values_validate(update_values: Any, schema: ModelSchema, *, path: str) -> list[str]:
+def update_values_validate(
+    update_values: Any, schema: ModelSchema, *, path: str, change_aware: bool = False
+) -> list[str]:
     """Every problem of an update-values list against `schema`, each message starting with
     its JSON path under `path` (e.g. "updateValues[0].target: ..."). Empty when valid.
 
-    None and [] are valid (the event gets only its configured attributes).
+    None and [] are valid (the event gets only its configured attributes). `change_aware`
+    (a `Changed` User Event) allows `previous.<field>` sources.
     """
-    _, errors = _parse(update_values, schema, path)
+    _, errors = _parse(update_values, schema, path, change_aware)
     return errors
+
+
+def update_values_read_previous(update_values: Any) -> bool:
+    """Whether a (valid) list takes a value from the record as it was before the write."""
+    return any(
+        isinstance(item, Mapping) and str(item.get("field", "")).startswith(PREVIOUS_PREFIX)
+        for item in update_values or []
+    )
 
 
 def update_values_compile(update_values: Any, schema: ModelSchema) -> UpdateValuesApplier:
@@ -128,7 +141,7 @@ def update_values_compile(update_values: Any, schema: ModelSchema) -> UpdateValu
     record by its key field. Constants are coerced here, once. Raises ValueError, listing
     the errors, for an invalid list.
     """
-    steps, errors = _parse(update_values, schema, "updateValues")
+    steps, errors = _parse(update_values, schema, "updateValues", change_aware=True)
     if errors:
         raise ValueError("invalid update values: " + "; ".join(errors))
     key_field = schema.key_field
@@ -167,7 +180,9 @@ def update_values_compile(update_values: Any, schema: ModelSchema) -> UpdateValu
     return apply
 
 
-def _parse(update_values: Any, schema: ModelSchema, path: str) -> tuple[list[_Step], list[str]]:
+def _parse(
+    update_values: Any, schema: ModelSchema, path: str, change_aware: bool = False
+) -> tuple[list[_Step], list[str]]:
     if update_values is None:
         return [], []
     if not isinstance(update_values, list):
@@ -177,7 +192,7 @@ def _parse(update_values: Any, schema: ModelSchema, path: str) -> tuple[list[_St
     set_by: dict[str, str] = {}
     for index, item in enumerate(update_values):
         item_path = f"{path}[{index}]"
-        step = _parse_item(item, schema, item_path, errors)
+        step = _parse_item(item, schema, item_path, errors, change_aware)
         if step is None:
             continue
         if step.target in set_by:
@@ -191,7 +206,9 @@ def _parse(update_values: Any, schema: ModelSchema, path: str) -> tuple[list[_St
     return steps, errors
 
 
-def _parse_item(item: Any, schema: ModelSchema, path: str, errors: list[str]) -> _Step | None:
+def _parse_item(
+    item: Any, schema: ModelSchema, path: str, errors: list[str], change_aware: bool
+) -> _Step | None:
     if not isinstance(item, Mapping):
         errors.append(f"{path}: expected an object with target and field or value")
         return None
@@ -216,10 +233,13 @@ def _parse_item(item: Any, schema: ModelSchema, path: str, errors: list[str]) ->
 
     if has_field:
         name = item["field"]
+        previous = isinstance(name, str) and name.startswith(PREVIOUS_PREFIX)
         if not isinstance(name, str) or not name:
             errors.append(f"{path}.field: expected the name of a field of the model")
-        elif (field := schema.field(name)) is None:
+        elif (field := schema.field(name.removeprefix(PREVIOUS_PREFIX))) is None:
             errors.append(f"{path}.field: unknown field {name!r}")
+        elif previous and not change_aware:
+            errors.append(f"{path}.field: {name}: previous.<field> {CHANGED_ONLY}")
         elif field.type not in kind.source_types:
             errors.append(
                 f"{path}.field: {name} is a field of type {field.type}; "
