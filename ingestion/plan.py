@@ -238,6 +238,9 @@ def _dry_results(
     """A dry run's results: a would-be-created record has no cdpId yet, no result has an
     eventId; each stored one says what it would change (`changes`) and the event it would
     generate (`event`, rendered as the Read API would list it)."""
+    # The ids this plan drew for records (or events) it would create: none exists yet,
+    # whichever entry of the request shows them (a key sent twice: created, then updated).
+    planned = {c.cdp_id for c in changes if c.action == CREATED}
     results: list[dict[str, Any]] = []
     for c in changes:
         result = {
@@ -245,7 +248,7 @@ def _dry_results(
             "refId": c.key,
             "status": 200,
             "action": c.action,
-            "cdpId": None if c.action == CREATED else c.cdp_id,
+            "cdpId": None if c.cdp_id in planned else c.cdp_id,
             "changes": {}
             if c.action == UNCHANGED
             else {name: {"from": old, "to": new} for name, (old, new) in c.diff().items()},
