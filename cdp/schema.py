@@ -23,7 +23,9 @@ class FieldType(StrEnum):
 
 
 TAG_SUPPORT_IGNORED_UPDATE_CFS = "SUPPORT_IGNORED_UPDATE_CFS"
-KNOWN_TAGS = (TAG_SUPPORT_IGNORED_UPDATE_CFS,)
+# Each write that creates or changes a record keeps a history entry (its changed fields).
+TAG_KEEP_HISTORY = "KEEP_HISTORY"
+KNOWN_TAGS = (TAG_SUPPORT_IGNORED_UPDATE_CFS, TAG_KEEP_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,10 @@ class ModelSchema:
     @property
     def supports_ignored_update_cfs(self) -> bool:
         return TAG_SUPPORT_IGNORED_UPDATE_CFS in self.tags
+
+    @property
+    def keeps_history(self) -> bool:
+        return TAG_KEEP_HISTORY in self.tags
 
     def field(self, name: str) -> Field | None:
         return self.fields.get(name)

@@ -202,6 +202,8 @@ CDP_INGEST_RATE_LIMITS = _rate_limits(
 CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
 # How long an ingest request's Idempotency-Key and its stored answer are kept after first use.
 CDP_IDEMPOTENCY_KEY_TTL_SECONDS = env.int("CDP_IDEMPOTENCY_KEY_TTL_SECONDS", default=86400)
+# Record history (models tagged KEEP_HISTORY) older than this many days is purged.
+CDP_RECORD_HISTORY_DAYS = env.int("CDP_RECORD_HISTORY_DAYS", default=90)
 # The ingest statements are prepared once per database connection. Turn off behind a
 # proxy that pools by transaction (PgBouncer's transaction mode), where the session that
 # prepared them may be another: each request then sends them whole.

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from cdp.models import ApiKey, Organization
-from ingestion.models import IdempotencyKey, IngestionRequest
+from ingestion.models import IdempotencyKey, IngestionRequest, RecordHistory
 from ingestion.plan import LogRow
 
 logger = logging.getLogger("cdp.ingest")
@@ -74,18 +74,28 @@ def ingest_replay_log_line(
     )
 
 
-def ingestion_requests_purge(*, before: datetime, batch_size: int = 5000) -> int:
-    """Delete the log rows, of every organization, created before `before`; returns how
+def _purge_by_organization(
+    model: type[IngestionRequest] | type[RecordHistory], before: datetime, batch_size: int
+) -> int:
+    """Delete `model`'s rows, of every organization, created before `before`; returns how
     many. Organization by organization (each lookup uses the tenant-leading index) and in
     batches, so no statement holds locks on much of the table."""
     deleted = 0
     for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
-        old = IngestionRequest.objects.filter(
-            organization_id=organization_id, created_at__lt=before
-        )
+        old = model.objects.filter(organization_id=organization_id, created_at__lt=before)
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
-            deleted += IngestionRequest.objects.filter(pk__in=ids).delete()[0]
+            deleted += model.objects.filter(pk__in=ids).delete()[0]
     return deleted
+
+
+def ingestion_requests_purge(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete the log rows created before `before`; returns how many."""
+    return _purge_by_organization(IngestionRequest, before, batch_size)
+
+
+def record_history_purge(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete the record history entries written before `before`; returns how many."""
+    return _purge_by_organization(RecordHistory, before, batch_size)
 
 
 def idempotency_keys_purge(*, before: datetime, batch_size: int = 5000) -> int:

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from cdp.models import ApiKey, Organization
+from cdp.models import ApiKey, DataModel, Organization
 from cdp.querysets import ProbedDatesQuerySet
 
 
@@ -71,6 +71,45 @@ class IngestionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.object_type} {self.status}"
+
+
+class RecordHistory(models.Model):
+    """One write that created or changed a record of a model tagged KEEP_HISTORY: the
+    request, the action, the source, the time and each changed field's old and new value
+    (`{"<field>": {"from": …, "to": …}}`; a created record: every field, from null).
+
+    Written by the ingest writer in the transaction of the write; purged after
+    CDP_RECORD_HISTORY_DAYS (`manage.py purge_record_history`).
+    """
+
+    # Indexed by the indexes that lead with it (no index of its own to update).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    data_model = models.ForeignKey(
+        DataModel, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=255)
+    request_id = models.CharField(max_length=32)
+    action = models.CharField(max_length=10)  # created or updated
+    source = models.CharField(max_length=100)
+    changes = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "record history entry"
+        verbose_name_plural = "record history"
+        indexes = [
+            # A record's history, newest first (the Read API's pages).
+            models.Index(
+                fields=["organization", "data_model", "key", "-id"], name="recordhistory_record"
+            ),
+            # The retention purge, organization by organization.
+            models.Index(fields=["organization", "created_at"], name="recordhistory_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.action} {self.request_id}"
 
 
 class IdempotencyKey(models.Model):

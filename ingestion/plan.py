@@ -77,6 +77,16 @@ class RecordWrite:
 
 
 @dataclass(frozen=True)
+class HistoryRow:
+    """A history entry of a record of a model tagged KEEP_HISTORY."""
+
+    model_id: int
+    key: str
+    action: str  # created or updated
+    changes: dict[str, dict[str, Any]]  # field → {"from", "to"}
+
+
+@dataclass(frozen=True)
 class LogRow:
     """The request's IngestionRequest row, but for organization, request id and time."""
 
@@ -123,6 +133,7 @@ class IngestPlan:
     content: bytes  # the answer's body
     changes: list[RecordChange]
     idempotency: Idempotency | None = None
+    history: list[HistoryRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,25 @@ def _results(
     return results
 
 
+def field_changes(change: RecordChange) -> dict[str, dict[str, Any]]:
+    """Each field `change` changed, `{"from": old or None, "to": new or None}`, by its
+    flat name: what a dry run shows and what a record's history keeps."""
+    return {name: {"from": old, "to": new} for name, (old, new) in change.diff().items()}
+
+
+def _history(changes: Sequence[RecordChange], valid: Sequence[ValidEntry]) -> list[HistoryRow]:
+    """The history entries of the request: one per entry that created or changed a record
+    of a model tagged KEEP_HISTORY, in entry order."""
+    keeping = {e.model.pk for e in valid if e.model.schema.keeps_history}
+    if not keeping:
+        return []
+    return [
+        HistoryRow(c.model_id, c.key, c.action, field_changes(c))
+        for c in changes
+        if c.action != UNCHANGED and c.model_id in keeping
+    ]
+
+
 def _dry_results(
     changes: Sequence[RecordChange],
     rejected: Sequence[RejectedEntry],
@@ -249,9 +279,7 @@ def _dry_results(
             "status": 200,
             "action": c.action,
             "cdpId": None if c.cdp_id in planned else c.cdp_id,
-            "changes": {}
-            if c.action == UNCHANGED
-            else {name: {"from": old, "to": new} for name, (old, new) in c.diff().items()},
+            "changes": {} if c.action == UNCHANGED else field_changes(c),
         }
         if c.index in events:
             result["event"] = events[c.index]
@@ -361,6 +389,7 @@ def plan_build(
     written_at_ms = int(now.timestamp() * 1000)
     records: list[RecordWrite] = []
     events: list[EventRow] = []
+    history: list[HistoryRow] = []  # `user-event` entries are events, not records
     if payload.object_type == USER_EVENT_OBJECT_TYPE:
         stored, events = user_events_plan(
             entries=[(e.index, e.patch) for e in valid], known=dict(snapshot.user_events)
@@ -383,6 +412,7 @@ def plan_build(
         changes, records = records_apply(
             valid, snapshot.records, frozenset(payload.ignored_update_cfs), new_cdp_id
         )
+        history = _history(changes, valid)
 
     generated: EventsPlan = events_plan(
         rules=rules,
@@ -464,4 +494,5 @@ def plan_build(
         content=answer_bytes(head, results_json, warnings_json),
         changes=changes,
         idempotency=idempotency,
+        history=history,
     )

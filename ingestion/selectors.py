@@ -13,7 +13,8 @@ from django.http import QueryDict
 
 from cdp.errors import InvalidValue
 from cdp.models import EntityRecord, ModelKind, Organization
-from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
+from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, TAG_KEEP_HISTORY
+from ingestion.models import RecordHistory
 from journeys.events import event_as_json
 from journeys.models import UserEvent
 
@@ -98,18 +99,25 @@ class UserEventQuery:
                 since = datetime.fromtimestamp(int(params["since"]) / 1000, tz=UTC)
             except (ValueError, OverflowError, OSError):
                 bad.append("since")
-        limit = DEFAULT_EVENTS_PAGE
-        if params.get("limit"):
-            try:
-                limit = int(params["limit"])
-                if not 1 <= limit <= MAX_EVENTS_PAGE:
-                    raise ValueError
-            except ValueError:
-                bad.append("limit")
+        limit = page_limit_parse(params, bad)
         if bad:
             raise InvalidValue(bad)
         cursor = _cursor_decode(params["cursor"]) if params.get("cursor") else None
         return cls(text["eventName"], text["source"], text["sourceId"], since, limit, cursor)
+
+
+def page_limit_parse(params: QueryDict, bad: list[str]) -> int:
+    """`limit`: 1–200, 50 when absent; a bad one is added to `bad`."""
+    if not params.get("limit"):
+        return DEFAULT_EVENTS_PAGE
+    try:
+        limit = int(params["limit"])
+        if 1 <= limit <= MAX_EVENTS_PAGE:
+            return limit
+    except ValueError:
+        pass
+    bad.append("limit")
+    return DEFAULT_EVENTS_PAGE
 
 
 def user_events_list(
@@ -145,4 +153,53 @@ def user_event_as_json(event: UserEvent) -> dict[str, Any]:
             je_event_key=config.event_key if config else None,
         ),
         "requestId": event.request_id,
+    }
+
+
+# --- record history ------------------------------------------------------------------------
+
+
+def record_keeps_history(record: EntityRecord) -> bool:
+    return TAG_KEEP_HISTORY in record.data_model.tags
+
+
+def _history_cursor_decode(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode().removeprefix("h"))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue(["cursor"]) from None
+
+
+def _history_cursor_encode(entry: RecordHistory) -> str:
+    return base64.urlsafe_b64encode(f"h{entry.pk}".encode()).decode().rstrip("=")
+
+
+def record_history_page(
+    *, record: EntityRecord, params: QueryDict
+) -> tuple[list[RecordHistory], str | None]:
+    """A page of the record's history, newest first, and the next page's cursor (one
+    index range scan: organization, model, key, id)."""
+    bad: list[str] = []
+    limit = page_limit_parse(params, bad)
+    if bad:
+        raise InvalidValue(bad)
+    entries = RecordHistory.objects.filter(
+        organization_id=record.organization_id, data_model_id=record.data_model_id, key=record.key
+    )
+    if params.get("cursor"):
+        entries = entries.filter(pk__lt=_history_cursor_decode(params["cursor"]))
+    page = list(entries.order_by("-pk")[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit]
+    return page, (_history_cursor_encode(page[-1]) if has_more else None)
+
+
+def history_entry_as_json(entry: RecordHistory) -> dict[str, Any]:
+    return {
+        "requestId": entry.request_id,
+        "action": entry.action,
+        "source": entry.source,
+        "at": epoch_ms(entry.created_at),
+        "changes": entry.changes,
     }

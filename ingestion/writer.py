@@ -38,7 +38,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cdp.models import EntityRecord
-from ingestion.models import CallbackDelivery, CallbackStatus, IdempotencyKey, IngestionRequest
+from ingestion.models import (
+    CallbackDelivery,
+    CallbackStatus,
+    IdempotencyKey,
+    IngestionRequest,
+    RecordHistory,
+)
 from ingestion.plan import IngestPlan, LogRow, Pair, Snapshot, StoredAnswer
 from journeys.events import EVENT_COLUMNS, EventRow
 from journeys.models import Trigger, UserEvent
@@ -146,8 +152,8 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
     come from the models)."""
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
-    answers = _table(IdempotencyKey)
-    write = _write_statement(records, events, logs, callbacks, answers)
+    answers, history = _table(IdempotencyKey), _table(RecordHistory)
+    write = _write_statement(records, events, logs, callbacks, answers, history)
     return {
         # Taken before any other lock of the request (one per transaction): the global
         # order stays, so no deadlock.
@@ -262,15 +268,18 @@ _STAGING_DDL = (
 STAGING_FROM = 500
 
 
-# organization, request id, source, now, records, events, callback, log row, and the
-# Idempotency-Key's row: key (NULL: none), fingerprint, expiry, status, answer.
+# organization, request id, source, now, records, events, callback, log row, the
+# Idempotency-Key's row (key, NULL for none; fingerprint, expiry, status, answer), and the
+# records' history entries.
 _WRITE_TYPES = (
     "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb,"
-    " text, text, timestamptz, integer, text"
+    " text, text, timestamptz, integer, text, jsonb"
 )
 
 
-def _write_statement(records: str, events: str, logs: str, callbacks: str, answers: str) -> str:
+def _write_statement(
+    records: str, events: str, logs: str, callbacks: str, answers: str, history: str
+) -> str:
     """The write, with `{records_source}` left to fill."""
     event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
     event_values = ", ".join(
@@ -318,6 +327,18 @@ def _write_statement(records: str, events: str, logs: str, callbacks: str, answe
                     status = EXCLUDED.status, body = EXCLUDED.body,
                     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
                 RETURNING 1
+            ), history AS (
+                -- In entry order: a key written twice by the request gets two entries,
+                -- the later one with the higher id.
+                INSERT INTO {history}
+                    (organization_id, data_model_id, key, request_id, action, source,
+                     changes, created_at)
+                SELECT $1, h.model_id, h.key, $2, h.action, $3, h.changes, $4
+                FROM ROWS FROM (jsonb_to_recordset($14)
+                    AS (model_id bigint, key text, action text, changes jsonb))
+                    WITH ORDINALITY AS h(model_id, key, action, changes, n)
+                ORDER BY h.n
+                RETURNING 1
             )
             INSERT INTO {logs}
                 (organization_id, request_id, created_at, duration_ms, {", ".join(log_columns)})
@@ -327,7 +348,8 @@ def _write_statement(records: str, events: str, logs: str, callbacks: str, answe
                 {", ".join(f"l.{c}" for c in log_columns)}
             FROM jsonb_to_record($8) AS l({log_defs}),
                 (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
-                (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a"""
+                (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a,
+                (SELECT count(*) FROM history) AS h"""
 
 
 # The open connections whose session has the staging tables.
@@ -621,6 +643,7 @@ class PostgresWriter:
             _json_text(callbacks),
             _log_json(plan.log).decode(),
             *_answer_params(plan),
+            _json_text(plan.history),
         ]
         if staged:
             with connection.cursor() as cursor:
@@ -781,6 +804,19 @@ class PortableWriter:
                 next_attempt_at=now,
                 created_at=now,
             )
+        RecordHistory.objects.bulk_create(
+            RecordHistory(
+                organization_id=organization_id,
+                data_model_id=h.model_id,
+                key=h.key,
+                request_id=plan.request_id,
+                action=h.action,
+                source=plan.source,
+                changes=h.changes,
+                created_at=now,
+            )
+            for h in plan.history
+        )
         if plan.idempotency is not None:
             idempotency = plan.idempotency
             # A row already there has expired (the read found none live): replaced.

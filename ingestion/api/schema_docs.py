@@ -131,6 +131,25 @@ class RecordResponseBody(serializers.Serializer):
     record = RecordBody()
 
 
+class HistoryEntryBody(serializers.Serializer):
+    requestId = serializers.CharField(help_text="The ingest request that wrote it")
+    action = serializers.ChoiceField(choices=["created", "updated"])
+    source = serializers.CharField()
+    at = serializers.IntegerField(help_text="epoch ms")
+    changes = serializers.DictField(
+        child=FieldChange(), help_text="Each changed field; a created record: every field"
+    )
+
+
+class RecordHistoryResponseBody(serializers.Serializer):
+    success = serializers.BooleanField()
+    historyKept = serializers.BooleanField(
+        help_text="false (with an empty history) for a model not tagged KEEP_HISTORY"
+    )
+    history = HistoryEntryBody(many=True, help_text="Newest first")
+    next = serializers.CharField(allow_null=True, help_text="Pass back as cursor=")
+
+
 class UserEventBody(serializers.Serializer):
     eventId = serializers.CharField()
     jeConfigId = serializers.CharField(allow_null=True)
@@ -282,8 +301,7 @@ INGEST = {
         **_AUTH_ERRORS,
         413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
         422: _error(
-            "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different "
-            "request`"
+            "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different request`"
         ),
     },
     "examples": [
@@ -328,6 +346,43 @@ RECORD = {
     "responses": {
         200: RecordResponseBody,
         400: _error("MISSING_INFO: `Invalid value of: momCode`"),
+        404: _error("NOT_FOUND: the organization has no such record"),
+        **_AUTH_ERRORS,
+    },
+}
+
+_PAGE = [
+    OpenApiParameter(
+        "limit",
+        int,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="1–200, default 50",
+    ),
+    OpenApiParameter(
+        "cursor", str, OpenApiParameter.QUERY, required=False, description="`next` of a page"
+    ),
+]
+
+RECORD_HISTORY = {
+    "operation_id": "record_history",
+    "summary": "A record's history (models tagged KEEP_HISTORY), newest first",
+    "tags": ["Read API"],
+    "parameters": [
+        *_HEADERS,
+        *_RESPONSE_HEADERS,
+        OpenApiParameter(
+            "momCode",
+            str,
+            OpenApiParameter.QUERY,
+            required=False,
+            description="Required for objectType custom-model",
+        ),
+        *_PAGE,
+    ],
+    "responses": {
+        200: RecordHistoryResponseBody,
+        400: _error("MISSING_INFO: `Invalid value of: momCode`, `limit` or `cursor`"),
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
     },

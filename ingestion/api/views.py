@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.errors import ApiError, MethodNotAllowed, MissingInfo, NotFound, error_http_response
+from cdp.models import EntityRecord
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
@@ -74,19 +75,46 @@ ingest_endpoint.cls = IngestView  # type: ignore[attr-defined]
 ingest_endpoint.initkwargs = {}  # type: ignore[attr-defined]
 
 
+def _record_found(request: Request, object_type: str, key: str) -> EntityRecord:
+    """The organization's record named by the URL (and `momCode`), or 404."""
+    mom_code = request.query_params.get("momCode", "").strip() or None
+    if object_type == "custom-model" and not mom_code:
+        raise MissingInfo("Invalid value of: momCode")
+    record = selectors.record_get(
+        organization=request.auth.organization,
+        object_type=object_type,
+        key=key,
+        mom_code=mom_code,
+    )
+    if record is None:
+        raise NotFound(f"No {object_type} record with key {key}")
+    return record
+
+
 class RecordView(IngestionApiView):
     @extend_schema(**schema_docs.RECORD)
     def get(self, request: Request, object_type: str, key: str) -> Response:
-        organization = request.auth.organization
-        mom_code = request.query_params.get("momCode", "").strip() or None
-        if object_type == "custom-model" and not mom_code:
-            raise MissingInfo("Invalid value of: momCode")
-        record = selectors.record_get(
-            organization=organization, object_type=object_type, key=key, mom_code=mom_code
-        )
-        if record is None:
-            raise NotFound(f"No {object_type} record with key {key}")
+        record = _record_found(request, object_type, key)
         return Response({"success": True, "record": selectors.record_as_json(record)})
+
+
+class RecordHistoryView(IngestionApiView):
+    @extend_schema(**schema_docs.RECORD_HISTORY)
+    def get(self, request: Request, object_type: str, key: str) -> Response:
+        record = _record_found(request, object_type, key)
+        if not selectors.record_keeps_history(record):
+            return Response({"success": True, "historyKept": False, "history": [], "next": None})
+        entries, next_cursor = selectors.record_history_page(
+            record=record, params=request.query_params
+        )
+        return Response(
+            {
+                "success": True,
+                "historyKept": True,
+                "history": [selectors.history_entry_as_json(e) for e in entries],
+                "next": next_cursor,
+            }
+        )
 
 
 class UserEventsView(IngestionApiView):
