@@ -48,9 +48,11 @@ USERNAME = TENANT["users"][0]["username"]
 API_KEY = TENANT["users"][0]["apiKeys"][0]["key"]
 GROUP_KEY = TENANT["organization"]["groupKey"]
 MOM_CODE = TENANT["models"][0]["momCode"]
+# The same fields, tagged KEEP_HISTORY.
+HISTORY_MOM_CODE = TENANT["models"][1]["momCode"]
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 INGEST_PATH = "/dhub-i/api/v1.0/ingest"
-SCENARIOS = ("create", "create-key", "update", "events", "small")
+SCENARIOS = ("create", "create-key", "update", "update-history", "events", "small")
 
 
 # --------------------------------------------------------------------------------------
@@ -71,10 +73,10 @@ class Keys:
         return [f"{prefix}-{n}" for n in range(start, start + count)]
 
 
-def entry(key: str, n: int, points: int) -> dict[str, Any]:
+def entry(key: str, n: int, points: int, mom_code: str = MOM_CODE) -> dict[str, Any]:
     """A custom-model entry of about ten fields, custom fields grouped as real clients do."""
     return {
-        "momCode": MOM_CODE,
+        "momCode": mom_code,
         "refId": key,
         "customerId": f"C-{n % 9973}",
         "email": f"user{n}@bench.test",
@@ -105,6 +107,7 @@ class Scenario:
     with_event: bool = False
     existing_share: float = 0.0  # of each batch, keys that exist and change
     keyed: bool = False  # each request with its own Idempotency-Key
+    mom_code: str = MOM_CODE
 
     def batches(self, keys: Keys, existing: list[str], thread: int) -> Iterator[list[dict]]:
         counter = 0
@@ -122,7 +125,7 @@ class Scenario:
             fresh = keys.take(f"{self.name}{thread}", self.batch_size - n_existing)
             yield [
                 # Half the entries pass the bench User Event's filter (points >= 500).
-                entry(key, counter * 100 + i, 900 if i % 2 == 0 else 100 + counter)
+                entry(key, counter * 100 + i, 900 if i % 2 == 0 else 100 + counter, self.mom_code)
                 for i, key in enumerate([*chosen, *fresh])
             ]
 
@@ -132,6 +135,9 @@ def scenario_of(name: str, batch_size: int = 50) -> Scenario:
         "create": Scenario("create", batch_size),
         "create-key": Scenario("create-key", batch_size, keyed=True),
         "update": Scenario("update", batch_size, existing_share=0.5),
+        "update-history": Scenario(
+            "update-history", batch_size, existing_share=0.5, mom_code=HISTORY_MOM_CODE
+        ),
         "events": Scenario("events", batch_size, with_event=True),
         "small": Scenario("small", 1),
     }[name]
@@ -534,6 +540,11 @@ def main() -> None:
             batch = [entry(k, i + j, 100) for j, k in enumerate(existing[i : i + 50])]
             assert seed(0, batch)[0], "seeding failed"
             ceiling_seed(0, batch)
+            # The same keys in the model that keeps history (`update-history`).
+            kept = [
+                entry(k, i + j, 100, HISTORY_MOM_CODE) for j, k in enumerate(existing[i : i + 50])
+            ]
+            assert seed(0, kept)[0], "seeding failed"
         close_seed()
         # What autovacuum would have done by now on a running system: statistics.
         with psycopg.connect(dsn, autocommit=True) as c:

@@ -13,6 +13,7 @@ from tests.contract import ERROR_KEYS, EVENT_KEYS, INGEST_BODY_KEYS, RECORD_KEYS
 INGEST = "/dhub-i/api/v1.0/ingest"
 RECORD = "/dhub-i/api/v1.0/records/{object_type}/{key}"
 USER_EVENTS = "/dhub-i/api/v1.0/user-events"
+HISTORY = "/dhub-i/api/v1.0/record-history/{object_type}/{key}"
 AUTHEN = "/api/accounts/authen"
 
 
@@ -71,6 +72,7 @@ def test_every_endpoint_is_described(schema):
     assert set(paths[INGEST]) == {"post"}
     assert set(paths[RECORD]) == {"get"}
     assert set(paths[USER_EVENTS]) == {"get"}
+    assert set(paths[HISTORY]) == {"get"}
     assert set(paths[AUTHEN]) == {"post"}
     assert paths[INGEST]["post"]["operationId"] == "ingest"
 
@@ -80,7 +82,7 @@ def test_token_and_api_key_headers_are_described(schema):
     headers = {(s["type"], s["in"], s["name"]) for s in schemes.values()}
     assert headers == {("apiKey", "header", "TOKEN"), ("apiKey", "header", "API_KEY")}
 
-    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get")):
+    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get"), (HISTORY, "get")):
         operation = schema["paths"][path][method]
         # Both schemes in one requirement object: TOKEN and API_KEY together.
         assert [set(r) for r in operation["security"]] == [set(schemes)]
@@ -172,8 +174,23 @@ def test_idempotency_key_and_dry_run_are_described(schema):
     assert set(event["properties"]) == EVENT_KEYS - {"eventId", "requestId"}
 
 
+def test_record_history_endpoint_is_described(schema):
+    operation = schema["paths"][HISTORY]["get"]
+
+    assert {"object_type", "key"} <= set(params(operation, "path"))
+    assert {"momCode", "limit", "cursor"} <= set(params(operation, "query"))
+    assert {"200", "400", "401", "404", "429"} <= set(operation["responses"])
+    ok = json_schema(schema, operation, "200")
+    assert set(ok["properties"]) == {"success", "historyKept", "history", "next"}
+    entry = resolve(schema, ok["properties"]["history"]["items"])
+    assert set(entry["properties"]) == {"requestId", "action", "source", "at", "changes"}
+    assert resolve(schema, entry["properties"]["action"])["enum"] == ["created", "updated"]
+    change = resolve(schema, entry["properties"]["changes"]["additionalProperties"])
+    assert set(change["properties"]) == {"from", "to"}
+
+
 def test_rate_limited_responses_describe_the_retry_headers(schema):
-    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get")):
+    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get"), (HISTORY, "get")):
         headers = schema["paths"][path][method]["responses"]["429"]["headers"]
         assert {"X-Rate-Limit-Retry-After-Seconds", "Retry-After", "X-Request-Id"} <= set(headers)
         assert headers["Retry-After"]["schema"]["type"] == "integer"

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from cdp import services
 from cdp.callback_settings import callback_settings_set
 from cdp.models import EntityRecord
-from ingestion.models import CallbackDelivery, IngestionRequest
+from ingestion.models import CallbackDelivery, IngestionRequest, RecordHistory
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
 from tests.ingestion.conftest import ingest_for
@@ -52,6 +53,8 @@ def _kinds(statements: list[str]) -> list[str]:
             names.append("read answer")
         elif text.startswith("INSERT INTO") and "IDEMPOTENCYKEY" in text:
             names.append("insert answer")
+        elif text.startswith("INSERT INTO") and "RECORDHISTORY" in text:
+            names.append("insert history")
         elif text.startswith("SELECT") and "CDP_ENTITYRECORD" in text:
             names.append("read records")
         elif text.startswith("SELECT") and "JOURNEYS_USEREVENT" in text:
@@ -125,6 +128,7 @@ EXPECTED = {
         "keyed": ["savepoint", "lock+read", "write", "release"],
         "replayed": ["savepoint", "lock+read", "count replay", "release"],
         "dry run": ["read"],
+        "history": ["savepoint", "lock+read", "write", "release"],
     },
     "sqlite": {
         "records": ["savepoint", "read records", "upsert records", "insert log", "release"],
@@ -170,6 +174,14 @@ EXPECTED = {
         ],
         "replayed": ["savepoint", "read answer", "count replay", "release"],
         "dry run": ["read records", "read events"],
+        "history": [
+            "savepoint",
+            "read records",
+            "upsert records",
+            "insert history",
+            "insert log",
+            "release",
+        ],
     },
 }[connection.vendor]
 
@@ -272,6 +284,24 @@ def test_rejected_entries_alone_write_only_the_log_row(api_a, tenant_a):
     assert _kinds(one) == _kinds(fifty) == EXPECTED["rejected"]
     assert not EntityRecord.objects.filter(organization=tenant_a.organization).exists()
     assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 3
+
+
+def test_a_model_keeping_history_runs_the_pinned_statements(api_a, api_b, tenant_a):
+    services.custom_model_tags_set(
+        organization=tenant_a.organization,
+        data_model=tenant_a.model,
+        tags=["SUPPORT_IGNORED_UPDATE_CFS", "KEEP_HISTORY"],
+    )
+    _seed(api_a)
+
+    one, one_body = _statements(api_a, [api_a.entry("OLD-00", customField01="one")])
+    fifty, fifty_body = _statements(api_a, _mixed(api_a))
+
+    assert (one_body["updated"], fifty_body["created"], fifty_body["updated"]) == (1, 20, 20)
+    assert _kinds(one) == _kinds(fifty) == EXPECTED["history"]
+    # 50 seeded, 1 changed, 20 created and 20 changed: one entry each.
+    assert RecordHistory.objects.filter(organization=tenant_a.organization).count() == 91
+    assert not RecordHistory.objects.filter(organization=api_b.tenant.organization).exists()
 
 
 def test_an_idempotency_key_and_its_replay_run_the_pinned_statements(
