@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -554,7 +555,9 @@ class DataModelAdmin(ConsoleModelAdmin):
 
     def test_ingest_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Send a payload through the real pipeline as the signed-in member, with one of
-        their own unrevoked API keys, and show the API's answer."""
+        their own unrevoked API keys, and show the API's answer. With the "Dry run" button
+        (`dry_run` in the POST) the pipeline plans the payload and stores nothing: the page
+        also shows, entry by entry, what would change and the event it would generate."""
         data_model = self.get_object(request, unquote(object_id))
         if not self.has_change_permission(request, data_model):
             raise PermissionDenied
@@ -564,6 +567,7 @@ class DataModelAdmin(ConsoleModelAdmin):
             api_keys=keys,
             initial={"payload": self._sample(data_model)},
         )
+        dry_run = request.method == "POST" and "dry_run" in request.POST
         result = None
         if form.is_valid():
             result = console_ingest(
@@ -571,7 +575,10 @@ class DataModelAdmin(ConsoleModelAdmin):
                 body=form.cleaned_data["payload"],
                 init_data=form.cleaned_data["init_data"],
                 request_id=request.request_id,
+                dry_run=dry_run,
             )
+
+        rows = _dry_run_rows(result.body) if dry_run and result is not None else []
         context = {
             **self.admin_site.each_context(request),
             **self.console_context(request),
@@ -582,8 +589,58 @@ class DataModelAdmin(ConsoleModelAdmin):
             "original": data_model,
             "result": result,
             "result_body": json.dumps(result.body, indent=2) if result else "",
+            "dry_run": dry_run and result is not None,
+            "dry_run_entries": rows,
         }
         return TemplateResponse(request, "admin/cdp/datamodel/test_ingest.html", context)
+
+
+def _shown(value: Any) -> str | None:
+    """A value of a dry run's changes as text (None: null, shown as a dash)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _number(value: Any) -> str | None:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return None if value is None else str(value)
+
+
+def _event_shown(event: dict[str, Any]) -> dict[str, Any]:
+    at = datetime.fromtimestamp(event["eventAt"] / 1000, tz=UTC)
+    return {
+        **event,
+        "value": _number(event.get("value")),
+        "at_iso": at.isoformat(timespec="milliseconds"),
+        "at_shown": f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03d} UTC",
+    }
+
+
+def _dry_run_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A dry run's results as the Console's table shows them: each entry's action, its
+    changes as text and the event it would generate."""
+    rows = []
+    for item in body.get("results") or []:
+        rejected = item.get("status") != 200
+        rows.append(
+            {
+                "index": item.get("index"),
+                "ref_id": item.get("refId"),
+                "rejected": rejected,
+                "action": item.get("errorMessage", "")
+                if rejected
+                else f"would be {item.get('action')}",
+                "cdp_id": item.get("cdpId"),
+                "changes": [
+                    {"field": name, "from": _shown(change["from"]), "to": _shown(change["to"])}
+                    for name, change in (item.get("changes") or {}).items()
+                ],
+                "event": _event_shown(item["event"]) if item.get("event") else None,
+            }
+        )
+    return rows
 
 
 # --- API keys -----------------------------------------------------------------------------

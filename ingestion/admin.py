@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_value, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -31,7 +31,7 @@ from ingestion.callbacks import callback_delivery_retry
 from ingestion.models import CallbackDelivery, CallbackStatus, IngestionRequest
 
 # The statuses an ingest request can answer (the wire contract's).
-REQUEST_STATUSES = ("200", "400", "401", "413", "429", "500")
+REQUEST_STATUSES = ("200", "400", "401", "413", "422", "429", "500")
 
 
 class StatusFilter(ValueFilter):
@@ -76,8 +76,9 @@ class IngestionRequestAdmin(LargeListAdmin, ConsoleModelAdmin):
         "duration_ms",
     )
     list_filter = (StatusFilter, ObjectTypeFilter, "init_data", "created_at")
-    search_fields = ("request_id",)
-    search_help_text = "Search by requestId."
+    # A key is matched exactly, as sent (a substring would scan every key).
+    search_fields = ("request_id", "idempotency_key__exact")
+    search_help_text = "Search by requestId, or by an Idempotency-Key (exactly as sent)."
     date_hierarchy = "created_at"
     change_form_template = "admin/ingestion/ingestionrequest/change_form.html"
     fieldsets = [
@@ -117,10 +118,30 @@ class IngestionRequestAdmin(LargeListAdmin, ConsoleModelAdmin):
             },
         ),
     ]
-    readonly_fields = tuple(name for _title, options in fieldsets for name in options["fields"])
+    # Shown only for a request sent with an Idempotency-Key.
+    idempotency_fieldset = ("Idempotency", {"fields": ("idempotency_key", "replayed")})
+    readonly_fields = tuple(
+        name for _title, options in [*fieldsets, idempotency_fieldset] for name in options["fields"]
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[IngestionRequest]:
         return super().get_queryset(request).select_related("api_key", "config", "organization")
+
+    def get_fieldsets(
+        self, request: HttpRequest, obj: IngestionRequest | None = None
+    ) -> list[tuple[str | None, dict[str, Any]]]:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.idempotency_key:
+            return [fieldsets[0], self.idempotency_fieldset, *fieldsets[1:]]
+        return fieldsets
+
+    @admin.display(description="replayed")
+    def replayed(self, obj: IngestionRequest) -> str:
+        """How many retries with the request's key were answered its stored answer."""
+        times = f"{obj.replays} time{'' if obj.replays == 1 else 's'}"
+        if obj.replays and obj.last_replayed_at is not None:
+            return f"{times} (last at {display_for_value(obj.last_replayed_at, '—')})"
+        return times
 
     def change_view(
         self,
