@@ -343,7 +343,9 @@ class DataModelForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="SUPPORT_IGNORED_UPDATE_CFS: ingest requests may name custom fields in "
-        "ignoredUpdateCfs to keep their stored values.",
+        "ignoredUpdateCfs to keep their stored values. KEEP_HISTORY: every write that creates "
+        "or changes a record keeps a history entry (its changed fields, old and new values), "
+        "read with GET /dhub-i/api/v1.0/record-history.",
     )
     service_error_fields = {"momCode": "name"}
 
