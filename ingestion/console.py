@@ -25,9 +25,10 @@ def console_ingest(
         # Not logged, as over HTTP: a request refused here never reaches the pipeline.
         api_key_rate_limit_hit(api_key=api_key)
     except ApiError as error:
-        return IngestResponse(
-            error.status, orjson.dumps(error_body(error, request_id)), error=error
-        )
+        body = error_body(error, request_id)
+        if dry_run:
+            body["dryRun"] = True
+        return IngestResponse(error.status, orjson.dumps(body), error=error)
     return ingest(
         organization=api_key.organization,
         api_key=api_key,

@@ -15,7 +15,7 @@ from cdp.models import EntityRecord
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
-from ingestion.payload import IDEMPOTENCY_KEY_HEADER
+from ingestion.payload import IDEMPOTENCY_KEY_HEADER, is_dry_run
 from ingestion.pipeline import ingest
 
 
@@ -46,6 +46,8 @@ def ingest_endpoint(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             raise MethodNotAllowed(f'Method "{request.method}" not allowed.', headers=_ALLOW)
     except ApiError as error:
+        if is_dry_run(request.GET.get("dryRun")):
+            error.extra["dryRun"] = True  # every answer to a dry run says it is one
         return error_http_response(error, request)
     result = ingest(
         organization=admission.organization,

@@ -1035,3 +1035,19 @@ def test_a_dry_run_leaves_no_transaction_open(tenant_a, settings, transaction_cl
     assert db_state() == before
     assert send(api, entries).json()["created"] == size
     assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == size
+
+
+def test_a_dry_run_refused_by_authentication_or_rate_limits_says_it_is_one(api_a, settings):
+    """401 and 429 come before the pipeline; their bodies carry `dryRun` too."""
+    settings.CDP_INGEST_RATE_LIMITS = [(1, 60)]
+    unauthenticated = api_a.client.post(
+        f"{INGEST_URL}?dryRun=true", data="{}", content_type="application/json"
+    )
+    assert send(api_a, [api_a.entry(KEY)], query={"dryRun": "true"}).status_code == 200
+    limited = send(api_a, [api_a.entry(KEY)], query={"dryRun": "true"})
+    real_limited = send(api_a, [api_a.entry(KEY)])
+
+    assert (unauthenticated.status_code, unauthenticated.json()["dryRun"]) == (401, True)
+    assert (limited.status_code, limited.json()["errorCode"]) == (429, "RATE_LIMITED")
+    assert limited.json()["dryRun"] is True
+    assert real_limited.status_code == 429 and "dryRun" not in real_limited.json()
