@@ -9,7 +9,9 @@ import re
 from cdp import services
 from cdp.identifiers import MOM_CODE_RE
 from cdp.models import DataModel, FieldDefinition, ModelKind
+from ingestion.models import RecordHistory
 from tests.console.conftest import console_member, form_data, url
+from tests.ingestion.conftest import ingest_for
 
 
 def test_the_list_shows_system_and_custom_models_with_their_columns(console, admin_a, tenant_a):
@@ -179,6 +181,30 @@ def test_tags_of_a_custom_model_change_through_the_service(console, admin_a, ten
 
     assert console.post(change_url, data).status_code == 302
     assert DataModel.objects.get(pk=tenant_a.model.pk).tags == []
+
+
+def test_keep_history_is_switched_on_the_model_page_and_history_starts(
+    console, admin_a, tenant_a, tenant_b
+):
+    """The tag offered on the model's page, saved, and honoured by the next write."""
+    console.force_login(admin_a)
+    change_url = url("cdp_datamodel_change", tenant_a.model.pk)
+    page = console.get(change_url)
+    assert 'value="KEEP_HISTORY"' in page.content.decode()
+    data = form_data(page)
+    data["tags"] = ["SUPPORT_IGNORED_UPDATE_CFS", "KEEP_HISTORY"]
+
+    assert console.post(change_url, data).status_code == 302
+
+    assert DataModel.objects.get(pk=tenant_a.model.pk).tags == [
+        "SUPPORT_IGNORED_UPDATE_CFS",
+        "KEEP_HISTORY",
+    ]
+    assert DataModel.objects.get(pk=tenant_b.model.pk).tags == ["SUPPORT_IGNORED_UPDATE_CFS"]
+    api = ingest_for(tenant_a)
+    assert api.post([api.entry("R-1", customField01="gold")]).json()["created"] == 1
+    entry = RecordHistory.objects.get(organization=tenant_a.organization, key="R-1")
+    assert entry.changes["customField01"] == {"from": None, "to": "gold"}
 
 
 def test_a_system_models_tags_and_names_are_read_only(console, admin_a, tenant_a):
