@@ -39,8 +39,15 @@ from cdp.console import (
 from cdp.models import DataModel, FieldDefinition
 from cdp.samples import payload_sample
 from cdp.schema import CATEGORIES, CHANNELS
-from journeys.filters import LIST_VALUE_OPERATORS, OPERATORS_BY_TYPE, VALUELESS_OPERATORS
-from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, UserEvent
+from journeys.filters import (
+    CHANGE_OPERATORS,
+    LIST_VALUE_OPERATORS,
+    OPERATORS,
+    OPERATORS_BY_TYPE,
+    PREVIOUS_PREFIX,
+    VALUELESS_OPERATORS,
+)
+from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, Trigger, UserEvent
 from journeys.services import (
     config_settings_validate,
     journey_event_config_create,
@@ -51,6 +58,9 @@ from journeys.services import (
 from journeys.update_values import PROPERTIES_PREFIX, TARGETS
 
 EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
+# The operators' words in the row editor; the others read as their code with spaces
+# ("not contains", "is empty").
+OPERATOR_LABELS = {"changed": "changed", "not_changed": "did not change"}
 
 
 class RowsEditorWidget(forms.HiddenInput):
@@ -217,9 +227,15 @@ class UserEventForm(forms.ModelForm):
         }
 
 
-def _schema_json(data_models: list[DataModel]) -> dict[str, Any]:
+def _schema_json(data_models: list[DataModel], *, trigger: str | None = None) -> dict[str, Any]:
     """What console/user_event_form.js needs to build its selects: each model's fields,
-    the operators of each field type and the update-value targets."""
+    the operators of each field type and the update-value targets.
+
+    Change-aware rows: for a trigger in `changeAwareTriggers` the editors also offer each
+    field's value before the write (`previousPrefix` + name) and the `changeOperators`
+    (on a field itself, never on its previous value); `operatorsByType` lists those
+    operators for every type, the editor drops them elsewhere. `trigger` is the fixed
+    trigger of a change form (an add form's is its #id_trigger select)."""
     models = {}
     for data_model in data_models:
         schema = data_model.schema(list(data_model.field_definitions.all()))
@@ -234,8 +250,13 @@ def _schema_json(data_models: list[DataModel]) -> dict[str, Any]:
     return {
         "models": models,
         "operatorsByType": {t.value: list(ops) for t, ops in OPERATORS_BY_TYPE.items()},
+        "operatorLabels": OPERATOR_LABELS,
         "valuelessOperators": sorted(VALUELESS_OPERATORS),
         "listValueOperators": sorted(LIST_VALUE_OPERATORS),
+        "changeOperators": [op for op in OPERATORS if op in CHANGE_OPERATORS],
+        "changeAwareTriggers": [Trigger.CHANGED.value],
+        "previousPrefix": PREVIOUS_PREFIX,
+        "trigger": trigger,
         "targets": {
             target: {"kind": kind.description, "sourceTypes": sorted(kind.source_types)}
             for target, (_attribute, kind) in TARGETS.items()
@@ -394,7 +415,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             event_key=config.event_key,
         )
         context = {
-            "user_event_schema": _schema_json([data_model]),
+            "user_event_schema": _schema_json([data_model], trigger=config.trigger),
             "breadcrumb_model": data_model,
             "sample_payload": json.dumps(sample, indent=2),
             **(extra_context or {}),

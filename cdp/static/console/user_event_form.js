@@ -6,7 +6,14 @@
    every change. The server validates it (journeys.services); its errors, by path
    (filter.conditions[1].value), arrive in the editor's data-errors and are shown on their
    row. The model's fields, the operators by type and the targets come from the
-   #user-event-schema JSON. No dependency. */
+   #user-event-schema JSON. No dependency.
+
+   Change-aware rows: for a Changed trigger (the add form's #id_trigger, a change form's
+   schema.trigger) the field selects also offer each field's value before the write
+   (previous.<field>, in a "Before this write" group) and the operators changed and
+   not_changed, on a field itself only. A row that uses them when the trigger is not
+   Changed keeps its values, flagged, and the server says what it refuses, as a field
+   change that leaves an operator behind does. */
 (function () {
   "use strict";
 
@@ -88,6 +95,7 @@
     }
     var schema = JSON.parse(schemaNode.textContent);
     var modelSelect = document.getElementById("id_data_model");
+    var triggerSelect = document.getElementById("id_trigger");
     var eventTimeSelect = document.getElementById("id_event_time");
     var modelIds = Object.keys(schema.models);
 
@@ -101,28 +109,83 @@
       return model ? model.fields : [];
     }
 
+    /* Whether the trigger lets rows look at the record before the write. */
+    function changeAware() {
+      var trigger = triggerSelect ? triggerSelect.value : schema.trigger;
+      return (schema.changeAwareTriggers || []).indexOf(trigger) >= 0;
+    }
+
+    function isPrevious(name) {
+      return typeof name === "string" && !!schema.previousPrefix && name.indexOf(schema.previousPrefix) === 0;
+    }
+
+    function isChangeOperator(operator) {
+      return (schema.changeOperators || []).indexOf(operator) >= 0;
+    }
+
+    function findField(name) {
+      var bare = isPrevious(name) ? name.slice(schema.previousPrefix.length) : name;
+      return (
+        fields().filter(function (field) {
+          return field.name === bare;
+        })[0] || null
+      );
+    }
+
+    /* The type of a field, or of the field whose previous value `name` names. */
     function fieldType(name) {
-      var found = fields().filter(function (field) {
-        return field.name === name;
-      })[0];
+      var found = findField(name);
       return found ? found.type : null;
+    }
+
+    /* The type of a field the row may use with this trigger: null for previous.<field>
+       unless the trigger is Changed. */
+    function offeredType(name) {
+      return isPrevious(name) && !changeAware() ? null : fieldType(name);
+    }
+
+    function operatorLabel(operator) {
+      var labels = schema.operatorLabels || {};
+      return Object.prototype.hasOwnProperty.call(labels, operator) ? labels[operator] : operator.replace(/_/g, " ");
+    }
+
+    /* A row uses what only a Changed User Event may: flagged while the trigger is not. */
+    function flagChangedOnly(row, uses) {
+      var flagged = uses && !changeAware();
+      row.classList.toggle("changed-only", flagged);
+      var note = row.querySelector(".row-note");
+      note.hidden = !flagged;
     }
 
     function fillFieldSelect(select, selected, types) {
       select.innerHTML = "";
       select.appendChild(option("", "— field —", !selected));
       var names = [];
-      fields().forEach(function (field) {
-        if (types && types.indexOf(field.type) < 0) {
-          return;
-        }
+      var offered = fields().filter(function (field) {
+        return !types || types.indexOf(field.type) >= 0;
+      });
+      offered.forEach(function (field) {
         names.push(field.name);
         var label = field.name + (field.label ? " — " + field.label : "") + " (" + field.type + ")";
         select.appendChild(option(field.name, label, field.name === selected));
       });
+      if (changeAware() && offered.length) {
+        var group = element("optgroup", { label: "Before this write", class: "previous-fields" });
+        offered.forEach(function (field) {
+          var name = schema.previousPrefix + field.name;
+          names.push(name);
+          var node = option(name, (field.label || field.name) + " (before this write)", name === selected);
+          node.title = name + " (" + field.type + ")";
+          group.appendChild(node);
+        });
+        select.appendChild(group);
+      }
       if (selected && names.indexOf(selected) < 0) {
         // Kept as it was posted, so the server's error about it stays readable.
-        select.appendChild(option(selected, selected + " (not a field of this model)", true));
+        var why = isPrevious(selected) && findField(selected) && !changeAware()
+          ? " (Changed User Events only)"
+          : " (not a field of this model)";
+        select.appendChild(option(selected, selected + why, true));
       }
     }
 
@@ -172,6 +235,15 @@
       }
     }
 
+    function changedOnlyNote() {
+      var note = element("p", {
+        class: "row-note",
+        text: "Only a Changed User Event can use a value before this write or changed / did not change.",
+      });
+      note.hidden = true;
+      return note;
+    }
+
     function removeButton(onRemove) {
       var button = element("button", { type: "button", class: "button remove-row", text: "Remove" });
       button.addEventListener("click", onRemove);
@@ -219,17 +291,34 @@
 
     function fillOperators(row, selected) {
       var select = row.querySelector(".filter-operator");
-      var type = fieldType(row.querySelector(".filter-field").value);
-      var operators = type ? schema.operatorsByType[type] : [];
+      var field = row.querySelector(".filter-field").value;
+      var type = offeredType(field);
+      // changed / not_changed: for a Changed trigger, on a field itself.
+      var withChange = changeAware() && !isPrevious(field);
+      var operators = (type ? schema.operatorsByType[type] : []).filter(function (operator) {
+        return withChange || !isChangeOperator(operator);
+      });
       select.innerHTML = "";
       select.appendChild(option("", "— operator —", !selected));
       operators.forEach(function (operator) {
-        select.appendChild(option(operator, operator.replace(/_/g, " "), operator === selected));
+        select.appendChild(option(operator, operatorLabel(operator), operator === selected));
       });
       if (selected && operators.indexOf(selected) < 0) {
-        select.appendChild(option(selected, selected, true));
+        // Kept, as the field it no longer fits: the server says what it refuses.
+        var label = selected;
+        if (isChangeOperator(selected)) {
+          label = operatorLabel(selected) + (changeAware() ? " (on the field itself, not its value before)" : " (Changed User Events only)");
+        }
+        select.appendChild(option(selected, label, true));
       }
       toggleValue(row);
+      flagFilterRow(row);
+    }
+
+    function flagFilterRow(row) {
+      var field = row.querySelector(".filter-field").value;
+      var operator = row.querySelector(".filter-operator").value;
+      flagChangedOnly(row, isPrevious(field) || isChangeOperator(operator));
     }
 
     function toggleValue(row) {
@@ -257,6 +346,7 @@
           writeFilter();
         })
       );
+      row.appendChild(changedOnlyNote());
       row.appendChild(element("ul", { class: "errorlist row-errors" }));
       filterRows.appendChild(row);
       fillFieldSelect(row.querySelector(".filter-field"), condition.field || "");
@@ -268,6 +358,7 @@
       });
       row.querySelector(".filter-operator").addEventListener("change", function () {
         toggleValue(row);
+        flagFilterRow(row);
         writeFilter();
       });
       row.querySelector(".filter-value").addEventListener("input", writeFilter);
@@ -349,6 +440,7 @@
       var fromField = row.querySelector(".update-source").value === "field";
       row.querySelector(".update-field").hidden = !fromField;
       row.querySelector(".update-value").hidden = fromField;
+      flagChangedOnly(row, fromField && isPrevious(row.querySelector(".update-field").value));
       var target = targetOf(row);
       row.querySelector(".update-value").placeholder = /^eventLabel/.test(target)
         ? "labels, separated by commas"
@@ -401,6 +493,7 @@
           writeUpdates();
         })
       );
+      row.appendChild(changedOnlyNote());
       row.appendChild(element("ul", { class: "errorlist row-errors" }));
       updateRows.appendChild(row);
       row.querySelector(".update-property").value = isProperty
@@ -420,7 +513,10 @@
         toggleUpdate(row);
         writeUpdates();
       });
-      row.querySelector(".update-field").addEventListener("change", writeUpdates);
+      row.querySelector(".update-field").addEventListener("change", function () {
+        toggleUpdate(row);
+        writeUpdates();
+      });
       row.querySelector(".update-property").addEventListener("input", writeUpdates);
       row.querySelector(".update-value").addEventListener("input", writeUpdates);
       return row;
@@ -458,26 +554,37 @@
       }
     }
 
+    /* The fields and operators each row may use: the model's, and for a Changed
+       trigger also the values before the write and the change operators. */
+    function refillRows() {
+      filterRowList().forEach(function (row) {
+        fillFieldSelect(row.querySelector(".filter-field"), row.querySelector(".filter-field").value);
+        fillOperators(row, row.querySelector(".filter-operator").value);
+      });
+      updateRowList().forEach(function (row) {
+        fillFieldSelect(row.querySelector(".update-field"), row.querySelector(".update-field").value, sourceTypes(row));
+        toggleUpdate(row);
+      });
+      if (filterInput) {
+        writeFilter();
+      }
+      if (updateInput) {
+        writeUpdates();
+      }
+    }
+
     if (modelSelect) {
       modelSelect.addEventListener("change", function () {
-        filterRowList().forEach(function (row) {
-          fillFieldSelect(row.querySelector(".filter-field"), row.querySelector(".filter-field").value);
-          fillOperators(row, row.querySelector(".filter-operator").value);
-        });
-        updateRowList().forEach(function (row) {
-          fillFieldSelect(row.querySelector(".update-field"), row.querySelector(".update-field").value, sourceTypes(row));
-        });
         fillEventTime();
-        if (filterInput) {
-          writeFilter();
-        }
-        if (updateInput) {
-          writeUpdates();
-        }
+        refillRows();
       });
       if (!modelSelect.value) {
         fillEventTime();
       }
+    }
+
+    if (triggerSelect) {
+      triggerSelect.addEventListener("change", refillRows);
     }
   });
 })();
