@@ -347,8 +347,9 @@ def ingest_write(prepared: PreparedIngest) -> IngestResponse:
         dry_run=prepared.dry_run,
     )
     with writer(read_only=prepared.dry_run) as store:
-        now = timezone.now()
         snapshot = store.read(read) if read.pairs or key is not None else Snapshot()
+        # After the locks: a request that waited for the one before it writes a later time.
+        now = timezone.now()
         retried = _retry_answer(store, prepared, snapshot.stored_answer)
         if retried is not None:
             return retried

@@ -175,23 +175,34 @@ def _history_cursor_encode(entry: RecordHistory) -> str:
     return base64.urlsafe_b64encode(f"h{entry.pk}".encode()).decode().rstrip("=")
 
 
+@dataclass(frozen=True)
+class HistoryQuery:
+    limit: int = DEFAULT_EVENTS_PAGE
+    before_id: int | None = None  # the cursor: entries older than this one
+
+    @classmethod
+    def from_params(cls, params: QueryDict) -> HistoryQuery:
+        bad: list[str] = []
+        limit = page_limit_parse(params, bad)
+        if bad:
+            raise InvalidValue(bad)
+        cursor = params.get("cursor")
+        return cls(limit, _history_cursor_decode(cursor) if cursor else None)
+
+
 def record_history_page(
-    *, record: EntityRecord, params: QueryDict
+    *, record: EntityRecord, query: HistoryQuery
 ) -> tuple[list[RecordHistory], str | None]:
     """A page of the record's history, newest first, and the next page's cursor (one
     index range scan: organization, model, key, id)."""
-    bad: list[str] = []
-    limit = page_limit_parse(params, bad)
-    if bad:
-        raise InvalidValue(bad)
     entries = RecordHistory.objects.filter(
         organization_id=record.organization_id, data_model_id=record.data_model_id, key=record.key
     )
-    if params.get("cursor"):
-        entries = entries.filter(pk__lt=_history_cursor_decode(params["cursor"]))
-    page = list(entries.order_by("-pk")[: limit + 1])
-    has_more = len(page) > limit
-    page = page[:limit]
+    if query.before_id is not None:
+        entries = entries.filter(pk__lt=query.before_id)
+    page = list(entries.order_by("-pk")[: query.limit + 1])
+    has_more = len(page) > query.limit
+    page = page[: query.limit]
     return page, (_history_cursor_encode(page[-1]) if has_more else None)
 
 

@@ -104,11 +104,10 @@ class RecordHistoryView(IngestionApiView):
     @extend_schema(**schema_docs.RECORD_HISTORY)
     def get(self, request: Request, object_type: str, key: str) -> Response:
         record = _record_found(request, object_type, key)
+        query = selectors.HistoryQuery.from_params(request.query_params)
         if not selectors.record_keeps_history(record):
             return Response({"success": True, "historyKept": False, "history": [], "next": None})
-        entries, next_cursor = selectors.record_history_page(
-            record=record, params=request.query_params
-        )
+        entries, next_cursor = selectors.record_history_page(record=record, query=query)
         return Response(
             {
                 "success": True,

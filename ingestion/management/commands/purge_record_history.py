@@ -25,7 +25,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days: int = options["older_than"] or settings.CDP_RECORD_HISTORY_DAYS
+        given = options["older_than"]
+        days: int = settings.CDP_RECORD_HISTORY_DAYS if given is None else given
         if days < 1:
             raise CommandError("--older-than must be at least 1 day")
         deleted = record_history_purge(before=timezone.now() - timedelta(days=days))
