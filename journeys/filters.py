@@ -129,7 +129,8 @@ def with_previous(after: Mapping[str, Any], before: Mapping[str, Any] | None) ->
     `previous.<field>`: what change-aware conditions and update values read."""
     view = dict(after)
     for name, value in (before or {}).items():
-        view[PREVIOUS_PREFIX + name] = value
+        # An empty previous value ("" or []: stored as sent) reads as null.
+        view[PREVIOUS_PREFIX + name] = None if _is_empty(value) else value
     return view
 
 
@@ -296,11 +297,13 @@ def _check(condition: _Condition) -> RecordPredicate:
     on_list = condition.type == FieldType.LIST
 
     if operator in CHANGE_OPERATORS:
-        # An empty field is None (a cleared field is absent from the record).
+        # Empty before and after ("", [], null or absent) is no change; a list compares
+        # as eq does, whatever its order.
         was = PREVIOUS_PREFIX + name
+        same = _same_list if on_list else _same_value
         if operator == "changed":
-            return lambda record: record.get(name) != record.get(was)
-        return lambda record: record.get(name) == record.get(was)
+            return lambda record: not same(record.get(name), record.get(was))
+        return lambda record: same(record.get(name), record.get(was))
     if operator == "is_empty":
         return lambda record: _is_empty(record.get(name))
     if operator == "is_not_empty":
@@ -343,6 +346,16 @@ def _check(condition: _Condition) -> RecordPredicate:
 
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
+
+
+def _same_value(now: Any, was: Any) -> bool:
+    return (_is_empty(now) and _is_empty(was)) or now == was
+
+
+def _same_list(now: Any, was: Any) -> bool:
+    if _is_empty(now) or _is_empty(was):
+        return _is_empty(now) and _is_empty(was)
+    return sorted(now) == sorted(was)
 
 
 def _pass_all(record: Mapping[str, Any]) -> bool:

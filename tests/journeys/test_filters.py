@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from cdp.schema import SYSTEM_MODELS, Field, FieldType, ModelSchema
-from journeys.filters import OPERATORS, OPERATORS_BY_TYPE, filter_compile, filter_validate
+from journeys.filters import (
+    CHANGE_OPERATORS,
+    OPERATORS,
+    OPERATORS_BY_TYPE,
+    filter_compile,
+    filter_validate,
+)
 
 SCHEMA = ModelSchema.build(
     SYSTEM_MODELS["custom-model"],
@@ -34,7 +40,7 @@ TEXT, LONG, DOUBLE, BOOL, TS, LIST = (
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 ALL_OPERATORS_HELP = (
     "eq, neq, contains, not_contains, starts_with, ends_with, gt, gte, lt, lte, in, not_in, "
-    "is_empty, is_not_empty"
+    "is_empty, is_not_empty, changed, not_changed"
 )
 
 
@@ -191,10 +197,15 @@ def test_operator_compares_by_field_type(field, operator, value, record_value, e
 
 
 def test_operator_cases_cover_every_operator_of_every_scalar_and_list_type():
+    # changed/not_changed compare a field with its previous value, which a one-value case
+    # cannot express: tests/journeys/test_change_aware.py covers them for every type (and
+    # checks its own coverage the same way).
     covered = {(field, operator) for field, operator, *_ in OPERATOR_CASES}
     for field_name in (TEXT, LONG, DOUBLE, BOOL, TS, LIST):
         field_type = SCHEMA.field(field_name).type
         for operator in OPERATORS_BY_TYPE[field_type]:
+            if operator in CHANGE_OPERATORS:
+                continue
             assert (field_name, operator) in covered, (field_name, operator)
 
 
@@ -205,11 +216,13 @@ MISSING_CASES = [
     (field, operator)
     for field in SAMPLE_VALUES
     for operator in OPERATORS_BY_TYPE[SCHEMA.field(field).type]
+    # A change operator compares the field with its previous value: see the test below.
+    if operator not in CHANGE_OPERATORS
 ]
 
 
 def sample_condition(field: str, operator: str) -> dict[str, Any]:
-    if operator in ("is_empty", "is_not_empty"):
+    if operator in ("is_empty", "is_not_empty", *CHANGE_OPERATORS):
         return cond(field, operator)
     if operator in ("in", "not_in") or (field == LIST and operator in ("eq", "neq")):
         return cond(field, operator, [SAMPLE_VALUES[field]])
@@ -222,6 +235,16 @@ def test_missing_field_passes_only_is_empty_neq_not_contains_not_in(field, opera
     record = {field: None} if record == "none" else {}
     expected = operator in MISSING_PASSES
     assert passes(sample_condition(field, operator), record) is expected
+
+
+@pytest.mark.parametrize("field", list(SAMPLE_VALUES))
+@pytest.mark.parametrize("record", [{}, "none"], ids=["absent", "null"])
+def test_missing_field_without_previous_value_is_not_changed(field, record):
+    # A record without previous values beside it (no `previous.<field>` key): the field and
+    # its previous value are both None, so the write did not change the field.
+    record = {field: None} if record == "none" else {}
+    assert passes(cond(field, "changed"), record) is False
+    assert passes(cond(field, "not_changed"), record) is True
 
 
 @pytest.mark.parametrize("operator", ["is_empty", "is_not_empty"])
@@ -350,49 +373,54 @@ VALIDATION_CASES = [
         {"conditions": [cond(BOOL, "gt", True)]},
         [
             f"{P}.operator: 'gt' does not apply to boolean field {BOOL} "
-            "(use eq, neq, is_empty, is_not_empty)"
+            "(use eq, neq, is_empty, is_not_empty, changed, not_changed)"
         ],
     ),
     (
         {"conditions": [cond(BOOL, "in", [True])]},
         [
             f"{P}.operator: 'in' does not apply to boolean field {BOOL} "
-            "(use eq, neq, is_empty, is_not_empty)"
+            "(use eq, neq, is_empty, is_not_empty, changed, not_changed)"
         ],
     ),
     (
         {"conditions": [cond(LIST, "gte", "a")]},
         [
             f"{P}.operator: 'gte' does not apply to list field {LIST} "
-            "(use eq, neq, contains, not_contains, in, not_in, is_empty, is_not_empty)"
+            "(use eq, neq, contains, not_contains, in, not_in, is_empty, is_not_empty, changed, "
+            "not_changed)"
         ],
     ),
     (
         {"conditions": [cond(LIST, "starts_with", "a")]},
         [
             f"{P}.operator: 'starts_with' does not apply to list field {LIST} "
-            "(use eq, neq, contains, not_contains, in, not_in, is_empty, is_not_empty)"
+            "(use eq, neq, contains, not_contains, in, not_in, is_empty, is_not_empty, changed, "
+            "not_changed)"
         ],
     ),
     (
         {"conditions": [cond(LONG, "contains", 1)]},
         [
             f"{P}.operator: 'contains' does not apply to integer field {LONG} "
-            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty)"
+            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty, changed, "
+            "not_changed)"
         ],
     ),
     (
         {"conditions": [cond(DOUBLE, "ends_with", 1)]},
         [
             f"{P}.operator: 'ends_with' does not apply to number field {DOUBLE} "
-            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty)"
+            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty, changed, "
+            "not_changed)"
         ],
     ),
     (
         {"conditions": [cond(TS, "starts_with", "2024")]},
         [
             f"{P}.operator: 'starts_with' does not apply to timestamp field {TS} "
-            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty)"
+            "(use eq, neq, gt, gte, lt, lte, in, not_in, is_empty, is_not_empty, changed, "
+            "not_changed)"
         ],
     ),
     # value present and coercible
@@ -471,7 +499,7 @@ def test_object_list_field_refuses_comparisons():
     errors = filter_validate({"conditions": [cond("items", "eq", "x")]}, ORDER_SCHEMA, path="f")
     assert errors == [
         "f.conditions[0].operator: 'eq' does not apply to object_list field items "
-        "(use is_empty, is_not_empty)"
+        "(use is_empty, is_not_empty, changed, not_changed)"
     ]
 
 

@@ -315,6 +315,12 @@ VALIDATION_CASES = [
         [{"target": "eventLabels", "field": "items"}],
         [f"{P}.field: items is a field of type object_list; eventLabels takes a list of text"],
     ),
+    # previous.<field> (Changed User Events only): the field must exist
+    (
+        SCHEMA,
+        [{"target": "value", "field": "previous.nope"}],
+        [f"{P}.field: unknown field 'previous.nope'"],
+    ),
     # constant
     (SCHEMA, [{"target": "value", "value": "abc"}], [f"{P}.value: expected a number, got 'abc'"]),
     (SCHEMA, [{"target": "value", "value": True}], [f"{P}.value: expected a number, got true"]),
@@ -375,3 +381,21 @@ def test_validation_reports_every_bad_item_under_the_given_path():
         "(a constant), not both",
         'userEvents[1].updateValues[3].value: expected text or a list of text, got {"a": 1}',
     ]
+
+
+def test_a_previous_source_is_for_changed_user_events_only():
+    # Validation refuses previous.<field> unless the User Event is a Changed one
+    # (`change_aware`); compiling takes any list validation let through.
+    update_values = [{"target": "properties.previousTier", "field": "previous.customField01"}]
+    assert update_values_validate(update_values, SCHEMA, path="updateValues") == [
+        "updateValues[0].field: previous.customField01: previous.<field> applies to Changed "
+        "User Events only"
+    ]
+    assert (
+        update_values_validate(update_values, SCHEMA, path="updateValues", change_aware=True) == []
+    )
+    apply_previous = update_values_compile(update_values, SCHEMA)
+    assert apply_previous({"previous.customField01": "silver", "customField01": "gold"}) == (
+        {"properties": {"previousTier": "silver"}},
+        [],
+    )
