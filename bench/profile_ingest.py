@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--html", help="also write the profile as HTML here")
     parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
+    parser.add_argument("--cpu", action="store_true", help="cProfile counts CPU time, not wall")
+    parser.add_argument("--lines", type=int, default=35, help="cProfile lines printed")
     parser.add_argument(
         "--time-only", action="store_true", help="no profiler: print ms per request"
     )
@@ -105,10 +107,13 @@ def main() -> None:
             import cProfile
             import pstats
 
-            with cProfile.Profile() as cprofile:
+            import time
+
+            timer = time.process_time if args.cpu else time.perf_counter
+            with cProfile.Profile(timer) as cprofile:
                 for _ in range(args.requests):
                     post(next(batches))
-            pstats.Stats(cprofile).sort_stats(args.sort).print_stats(35)
+            pstats.Stats(cprofile).sort_stats(args.sort).print_stats(args.lines)
             return
         if args.time_only:
             import time
