@@ -106,7 +106,6 @@ def main() -> None:
         if args.cprofile:
             import cProfile
             import pstats
-
             import time
 
             timer = time.process_time if args.cpu else time.perf_counter
