@@ -352,8 +352,6 @@ def _write_statement(
                 (SELECT count(*) FROM history) AS h"""
 
 
-# The open connections whose session has the staging tables.
-_staging_made: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
 # The statements each open connection has prepared. A PREPARE outlives a rolled-back
 # transaction, so after a failed round trip the server is asked which exist.
 _prepared: WeakKeyDictionary[Any, set[str] | None] = WeakKeyDictionary()
@@ -495,6 +493,7 @@ class PostgresWriter:
     def __enter__(self) -> PostgresWriter:
         self._own = not connection.in_atomic_block and connection.get_autocommit()
         self._begun = False
+        self._staged = False  # this transaction has staged rows
         if not self._own and not self._read_only:
             self._atomic = transaction.atomic()
             self._atomic.__enter__()
@@ -608,13 +607,13 @@ class PostgresWriter:
         return ["BEGIN"]
 
     def _staging(self) -> list[str]:
-        """The statements that give this session empty staging tables (emptied at commit
-        too, but a caller's transaction may span several plans)."""
-        raw = connection.connection
-        # (Behind a transaction-pooling proxy the session may be another each time.)
-        made = settings.CDP_PREPARED_STATEMENTS and _staging_made.get(raw, False)
-        _staging_made[raw] = True
-        return [*(() if made else _STAGING_DDL), f"TRUNCATE {STAGED_KEYS}, {STAGED_RECORDS}"]
+        """The statements that give this transaction empty staging tables (emptied at
+        commit too, but a caller's transaction may span several plans). Always made if
+        missing: a table made in a transaction that was rolled back (a caller's, or one
+        that failed) is gone, and behind a transaction-pooling proxy the session may be
+        another each time; for plans of 500 rows and more the check costs nothing."""
+        self._staged = True
+        return [*_STAGING_DDL, f"TRUNCATE {STAGED_KEYS}, {STAGED_RECORDS}"]
 
     def write(self, plan: IngestPlan) -> None:
         """One statement for every row of the plan, with the COMMIT in the same round trip
@@ -647,9 +646,7 @@ class PostgresWriter:
         ]
         if staged:
             with connection.cursor() as cursor:
-                if not self._begun or not (
-                    settings.CDP_PREPARED_STATEMENTS and _staging_made.get(connection.connection)
-                ):
+                if not (self._begun and self._staged):  # the read staged in this transaction
                     cursor.execute(";\n".join([*self._begin(), *self._staging()]))
                 copy_sql = f"COPY {STAGED_RECORDS} (model_id, key, cdp_id, data) FROM STDIN"
                 with cursor.cursor.copy(copy_sql) as copy:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from cdp.models import EntityRecord
 from ingestion import file_import
@@ -489,3 +490,32 @@ def test_a_staged_import_without_prepared_statements(tmp_path, settings):
     assert "created 1,200, updated 0, unchanged 0, failed 0" in first
     assert "created 0, updated 0, unchanged 1,200, failed 0" in second
     assert EntityRecord.objects.filter(organization=tenant.organization).count() == 1200
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_staged_in_a_rolled_back_transaction_leaves_the_next_one_working(
+    tmp_path, tenant_a
+):
+    """Batches of 500 rows and more travel through session tables (PostgreSQL) made in
+    the batch's transaction: one rolled back takes them with it, and the next batch on
+    the same connection must make them again."""
+    path = tmp_path / "big.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["momCode", "refId", "customFieldLong01"])
+        writer.writerows([tenant_a.mom_code, f"S-{i:04d}", i] for i in range(600))
+
+    # Inside a caller's transaction the import writes on this connection, in order.
+    with pytest.raises(_RolledBack), transaction.atomic():
+        run(path, tenant_a)
+        raise _RolledBack
+    assert not EntityRecord.objects.filter(organization=tenant_a.organization).exists()
+    with transaction.atomic():
+        out, _ = run(path, tenant_a)
+
+    assert "created 600, updated 0, unchanged 0, failed 0" in out
+    assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == 600
