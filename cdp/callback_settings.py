@@ -68,11 +68,35 @@ def callback_url_syntax_error(url: str) -> str | None:
     return None
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and a network may route to: IPv4-mapped
+    (::ffff:a.b.c.d), 6to4 (2002:aabb:ccdd::), NAT64 (64:ff9b::a.b.c.d) or IPv4-compatible
+    (::a.b.c.d). (Teredo's 2001::/32 is non-public as a whole.)"""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _address_refusal(address: str) -> str | None:
-    """What kind of non-public address `address` is, or None when it is public."""
+    """What kind of non-public address `address` is, or None when it is public. An IPv6
+    address that embeds an IPv4 one is judged by the IPv4 address too: a public-looking
+    6to4 or NAT64 address may lead to a private host."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone index
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and (kind := _address_refusal(str(embedded))) is not None:
+            return kind
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     for kind, flagged in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),

@@ -82,6 +82,14 @@ def test_malformed_urls_are_refused(tenant_a, url, message):
         ("http://0.0.0.0/cb", "unspecified"),
         ("http://240.0.0.1/cb", "reserved"),
         ("http://100.64.0.1/cb", "non-public"),
+        # IPv6 addresses that carry a non-public IPv4 one: 6to4, NAT64, IPv4-compatible.
+        ("http://[2002:7f00:1::]/cb", "loopback"),
+        ("http://[2002:a01:203::1]/cb", "private"),
+        ("http://[2002:a9fe:a9fe::]/latest/meta-data", "link-local"),
+        ("http://[64:ff9b::10.0.0.1]/cb", "private"),
+        ("http://[64:ff9b::127.0.0.1]/cb", "loopback"),
+        ("http://[::10.0.0.1]/cb", "private"),
+        ("http://[::ffff:169.254.169.254]/cb", "link-local"),
     ],
 )
 def test_ssrf_guard_refuses_non_public_addresses_when_the_setting_is_off(
@@ -103,6 +111,17 @@ def test_ssrf_guard_accepts_public_addresses(tenant_a, settings):
 
     assert secret is not None
     assert stored(tenant_a.organization)[:2] == (PUBLIC_URL, True)
+
+
+@pytest.mark.parametrize("url", ["http://[2002:808:808::1]/cb"])
+def test_ssrf_guard_accepts_ipv6_addresses_that_carry_a_public_ipv4(tenant_a, settings, url):
+    """6to4 of a public address is public. (NAT64's 64:ff9b::/96 lies in ::/8, reserved:
+    refused whatever it carries.)"""
+    settings.CDP_CALLBACK_ALLOW_PRIVATE = False
+
+    callback_settings_set(organization=tenant_a.organization, url=url, enabled=True)
+
+    assert stored(tenant_a.organization)[:2] == (url, True)
 
 
 def test_unresolvable_host_is_refused_when_the_guard_is_on(tenant_a, settings):
