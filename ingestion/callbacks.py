@@ -20,11 +20,13 @@ Every function that depends on time takes `now`, so tests drive the clock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -243,15 +245,19 @@ def _record(row: CallbackDelivery, attempt: _Attempt, *, now: datetime) -> str |
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, target: CallbackTarget, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
+    def __init__(self, target: CallbackTarget, deadline: float) -> None:
+        super().__init__(target.host, target.port, timeout=max(deadline - time.monotonic(), 0.1))
         self._addresses = target.addresses
+        self._deadline = deadline
 
     def _connect_pinned(self) -> socket.socket:
         error: OSError | None = None
         for address in self._addresses:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
             try:
-                return socket.create_connection((address, self.port), self.timeout)
+                return socket.create_connection((address, self.port), remaining)
             except OSError as failure:
                 error = failure
         raise error or OSError("no address to connect to")
@@ -263,9 +269,10 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """Certificate and host name are verified against the URL's host, as usual."""
 
-    def __init__(self, target: CallbackTarget, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
+    def __init__(self, target: CallbackTarget, deadline: float) -> None:
+        super().__init__(target.host, target.port, timeout=max(deadline - time.monotonic(), 0.1))
         self._addresses = target.addresses
+        self._deadline = deadline
 
     _connect_pinned = _PinnedHTTPConnection._connect_pinned
 
@@ -274,9 +281,30 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _cut_at(deadline: float, conn: http.client.HTTPConnection) -> threading.Timer:
+    """A watchdog that shuts the connection's socket at `deadline`: the socket timeout
+    bounds each read, not the send, and a partner trickling its answer a byte at a time
+    would keep one send alive past the claim's lease (and another worker would send the
+    row again)."""
+
+    def cut() -> None:
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(deadline - time.monotonic(), 0), cut)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout: int) -> _Attempt:
+    """One POST, done within `timeout` seconds in all (connecting, sending, reading)."""
+    deadline = time.monotonic() + timeout
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    conn = connection_class(target, timeout)
+    conn = connection_class(target, deadline)
+    watchdog = _cut_at(deadline, conn)
     try:
         conn.request("POST", target.path, body=body, headers=headers)
         response = conn.getresponse()
@@ -287,11 +315,14 @@ def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout:
         return _Attempt(None, "connection refused")
     except ssl.SSLError as error:
         return _Attempt(None, f"TLS error: {error.reason or error}")
-    except http.client.HTTPException as error:
-        return _Attempt(None, f"invalid HTTP response ({type(error).__name__})")
-    except OSError as error:
+    except (http.client.HTTPException, OSError) as error:
+        if time.monotonic() >= deadline:  # the watchdog cut it
+            return _Attempt(None, f"timed out after {timeout} s")
+        if isinstance(error, http.client.HTTPException):
+            return _Attempt(None, f"invalid HTTP response ({type(error).__name__})")
         return _Attempt(None, f"connection failed: {error.strerror or error}")
     finally:
+        watchdog.cancel()
         conn.close()
     if 200 <= response.status < 300:
         return _Attempt(response.status, "")

@@ -3,9 +3,12 @@ retries with exponential backoff on a controlled clock, and final failure."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import socket
+import threading
+import time
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -299,3 +302,42 @@ def test_an_import_callback_carries_no_api_key_header(tenant_a, callback_server)
     [received] = callback_server.received
     assert "ApiKey" not in received.headers
     assert received.json["data"]["R-1"]["status"] == 200
+
+
+def test_a_partner_trickling_its_answer_is_cut_at_the_timeout(client, tenant_a, token_a, settings):
+    """The timeout bounds the whole send: a partner answering a byte at a time, each
+    byte well within the socket timeout, cannot keep a send alive past it (and past the
+    claim's lease, when another worker would send the row again)."""
+    settings.CDP_CALLBACK_TIMEOUT_SECONDS = 1
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                if stop.wait(0.3):
+                    return
+                with contextlib.suppress(OSError):
+                    conn.sendall(bytes([byte]))
+
+    partner = threading.Thread(target=trickle, daemon=True)
+    partner.start()
+    callback_enable(tenant_a, f"http://127.0.0.1:{listener.getsockname()[1]}/cb")
+    ingest(client, tenant_a, token_a, [member(tenant_a, "R-1")])
+
+    began = time.monotonic()
+    run = callbacks_deliver_due(now=clock_start())
+    took = time.monotonic() - began
+    stop.set()
+    partner.join(timeout=5)
+    listener.close()
+
+    delivery = deliveries(tenant_a).get()
+    assert run.retrying == 1
+    assert took < 3, took  # the whole answer would take about 12 s
+    assert (delivery.status, delivery.attempts) == (CallbackStatus.PENDING, 1)
+    assert delivery.last_error == "timed out after 1 s"
