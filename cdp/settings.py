@@ -218,5 +218,8 @@ CDP_CALLBACK_TIMEOUT_SECONDS = env.int("CDP_CALLBACK_TIMEOUT_SECONDS", default=1
 CDP_CALLBACK_BACKOFF_BASE_SECONDS = env.int("CDP_CALLBACK_BACKOFF_BASE_SECONDS", default=60)
 CDP_CALLBACK_BACKOFF_MAX_SECONDS = env.int("CDP_CALLBACK_BACKOFF_MAX_SECONDS", default=21600)
 CDP_CALLBACK_MAX_ATTEMPTS = env.int("CDP_CALLBACK_MAX_ATTEMPTS", default=10)
+# Each wait is lengthened by a random share of itself, up to this fraction, so that the
+# callbacks of a partner back from an outage do not all come back in the same second.
+CDP_CALLBACK_BACKOFF_JITTER = env.float("CDP_CALLBACK_BACKOFF_JITTER", default=0.1)
 # How long `deliver_callbacks` sleeps when nothing is due.
 CDP_CALLBACK_POLL_SECONDS = env.float("CDP_CALLBACK_POLL_SECONDS", default=2.0)

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import hmac
 import http.client
+import random
 import socket
 import ssl
 import threading
@@ -92,7 +93,11 @@ def callback_delivery_retry(
     delivery.status = CallbackStatus.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = now
-    delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+    # A lease left by a worker that died mid-send would hold the retry back until it ends.
+    delivery.locked_until, delivery.locked_by = None, ""
+    delivery.save(
+        update_fields=["status", "attempts", "next_attempt_at", "locked_until", "locked_by"]
+    )
     return delivery
 
 
@@ -123,10 +128,12 @@ class _Attempt:
 
 
 def callback_backoff(attempts: int) -> timedelta:
-    """The wait after the `attempts`-th failed attempt: BASE, doubling, at most MAX."""
+    """The wait after the `attempts`-th failed attempt: BASE, doubling, at most MAX; then
+    lengthened by a random share of itself up to JITTER (never shortened)."""
     base = settings.CDP_CALLBACK_BACKOFF_BASE_SECONDS
     cap = settings.CDP_CALLBACK_BACKOFF_MAX_SECONDS
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
+    wait = min(base * 2 ** max(attempts - 1, 0), cap)
+    return timedelta(seconds=wait * (1 + random.uniform(0, settings.CDP_CALLBACK_BACKOFF_JITTER)))
 
 
 def lease_seconds_for(batch_size: int) -> int:
@@ -149,9 +156,17 @@ def callbacks_claim(
         rows = list(due[:batch_size])
         if rows:
             locked_until = now + timedelta(seconds=lease_seconds)
-            CallbackDelivery.objects.filter(pk__in=[row.pk for row in rows]).update(
-                locked_until=locked_until, locked_by=claim_id
+            # The lease is taken only where none is held, in one statement: exclusive
+            # even where the select could not lock the rows (no SKIP LOCKED).
+            CallbackDelivery.objects.filter(pk__in=[row.pk for row in rows]).filter(
+                Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+            ).update(locked_until=locked_until, locked_by=claim_id)
+            claimed = set(
+                CallbackDelivery.objects.filter(
+                    pk__in=[row.pk for row in rows], locked_by=claim_id
+                ).values_list("pk", flat=True)
             )
+            rows = [row for row in rows if row.pk in claimed]
             for row in rows:
                 row.locked_until, row.locked_by = locked_until, claim_id
     return rows

@@ -13,6 +13,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests send callbacks to a server on 127.0.0.1 and configure example URLs that do not
 # resolve; the SSRF guard itself is tested with this turned off (tests/ops).
 CDP_CALLBACK_ALLOW_PRIVATE = True
+# Backoff waits exact, so tests can assert them; the jitter has a test of its own.
+CDP_CALLBACK_BACKOFF_JITTER = 0.0
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     import tempfile

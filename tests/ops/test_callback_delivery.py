@@ -20,7 +20,13 @@ from django.utils import timezone
 from cdp.callback_settings import callback_secret_rotate, callback_settings_set
 from cdp.models import EntityRecord
 from ingestion import pipeline
-from ingestion.callbacks import CALLBACKS_OFF, callback_delivery_retry, callbacks_deliver_due
+from ingestion.callbacks import (
+    CALLBACKS_OFF,
+    callback_backoff,
+    callback_delivery_retry,
+    callbacks_claim,
+    callbacks_deliver_due,
+)
 from ingestion.models import CallbackDelivery, CallbackStatus
 from tests.ops.conftest import callback_enable, ingest, member
 
@@ -341,3 +347,58 @@ def test_a_partner_trickling_its_answer_is_cut_at_the_timeout(client, tenant_a, 
     assert took < 3, took  # the whole answer would take about 12 s
     assert (delivery.status, delivery.attempts) == (CallbackStatus.PENDING, 1)
     assert delivery.last_error == "timed out after 1 s"
+
+
+def test_backoff_waits_are_lengthened_by_a_random_share_up_to_the_jitter(settings):
+    settings.CDP_CALLBACK_BACKOFF_JITTER = 0.1
+    waits = {callback_backoff(3).total_seconds() for _ in range(200)}
+
+    assert all(240 <= wait <= 264 for wait in waits), sorted(waits)[:3]
+    assert len(waits) > 100  # spread, not one value
+
+
+def test_retry_clears_a_lease_left_by_a_dead_worker(client, tenant_a, token_a, callback_server):
+    callback_enable(tenant_a, callback_server.url)
+    ingest(client, tenant_a, token_a, [member(tenant_a, "R-1")])
+    now = clock_start()
+    delivery = deliveries(tenant_a).get()
+    # A worker leased the row, then died mid-send.
+    deliveries(tenant_a).update(
+        status=CallbackStatus.FAILED, locked_until=now + timedelta(hours=1), locked_by="dead"
+    )
+
+    callback_delivery_retry(organization=tenant_a.organization, delivery_id=delivery.pk, now=now)
+    run = callbacks_deliver_due(now=now)
+
+    assert run.delivered == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.locked_by) == (CallbackStatus.DELIVERED, "")
+    assert len(callback_server.received) == 1
+
+
+def test_a_row_leased_meanwhile_is_not_claimed_twice(client, tenant_a, token_a, monkeypatch):
+    """Two workers whose selects saw the same due row: only the first lease counts (on
+    databases without SKIP LOCKED the select does not keep the second one off)."""
+    callback_enable(tenant_a, "http://127.0.0.1:9/cb")
+    ingest(client, tenant_a, token_a, [member(tenant_a, "R-1")])
+    now = clock_start()
+    first = callbacks_claim(now=now, batch_size=5, lease_seconds=60, claim_id="first")
+    # The second worker's select ran before the first lease was written.
+    deliveries(tenant_a).update(locked_until=None, locked_by="")
+    real_filter = CallbackDelivery.objects.filter
+    leased_by_first = []
+
+    def lease_first_then_filter(*args, **kwargs):
+        if kwargs.get("pk__in") and not leased_by_first:
+            leased_by_first.append(True)
+            real_filter(pk__in=kwargs["pk__in"]).update(
+                locked_until=now + timedelta(seconds=60), locked_by="first"
+            )
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(CallbackDelivery.objects, "filter", lease_first_then_filter)
+    second = callbacks_claim(now=now, batch_size=5, lease_seconds=60, claim_id="second")
+
+    assert [row.locked_by for row in first] == ["first"]
+    assert second == []
+    assert deliveries(tenant_a).get().locked_by == "first"
