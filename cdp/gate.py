@@ -22,7 +22,14 @@ from cdp.models import ApiKey, Organization
 from cdp.ratelimit import Window, rate_limit_refusal, window_counters, window_now
 from cdp.schema_cache import schema_version, schema_version_key
 from cdp.shared_store import Put, shared_store
-from cdp.token_cache import VerifiedToken, token_entry_decode, token_entry_put, token_key
+from cdp.token_cache import (
+    INVALID_ENTRY,
+    VerifiedToken,
+    token_entry_decode,
+    token_entry_put,
+    token_invalid_put,
+    token_key,
+)
 
 HEADERS_REQUIRED = "TOKEN and API_KEY headers are required"
 INVALID = "Invalid token or API key"
@@ -60,10 +67,17 @@ def _known_ids(token_digest: str) -> tuple[int, int] | None:
 
 def _verify(token_digest: str, entry: bytes | None) -> tuple[VerifiedToken, Put | None]:
     """The token from its cached entry, or from the database (with the write that caches
-    it again). Raises TokenInvalid."""
+    it again). Raises TokenInvalid; a token the database refuses is remembered as such
+    (the store forgets it with every change to a user or an organization)."""
+    if entry == INVALID_ENTRY:
+        raise services.TokenInvalid
     if entry is not None:
         return token_entry_decode(entry), None
-    verified = services.token_lookup(token_digest=token_digest)
+    try:
+        verified = services.token_lookup(token_digest=token_digest)
+    except services.TokenInvalid:
+        shared_store().exchange(puts=[token_invalid_put(token_digest)])
+        raise
     return verified, token_entry_put(token_digest, verified.api_key, verified.expires_at)
 
 

@@ -165,8 +165,10 @@ LOGGING = {
 # --- cdp ---------------------------------------------------------------------------------
 
 CDP_TOKEN_TTL_SECONDS = env.int("CDP_TOKEN_TTL_SECONDS", default=1800)
-# How long a verified token is kept in the shared cache (revocation forgets it at once).
-CDP_TOKEN_CACHE_SECONDS = env.int("CDP_TOKEN_CACHE_SECONDS", default=60)
+# How long a verified (or refused) token is kept in the shared cache: revocation and
+# deactivation through the services forget it at once; any other path (a bulk update, SQL)
+# is seen within this many seconds.
+CDP_TOKEN_CACHE_SECONDS = env.int("CDP_TOKEN_CACHE_SECONDS", default=5)
 
 # Brute-force limits of the Authentication API: attempts per window, per username and per
 # client address.

@@ -107,6 +107,17 @@ def token_entry_decode(entry: bytes) -> VerifiedToken:
     return verified
 
 
+# What the cache holds for a token the database refused (unknown, revoked key, inactive
+# member or organization): a retry with it is refused without a query, for a while.
+INVALID_ENTRY = b"invalid"
+
+
+def token_invalid_put(token_digest: str) -> Put:
+    """The write that remembers a refused token for CDP_TOKEN_CACHE_SECONDS: a client (or
+    an attacker) repeating a bad token costs no query each time."""
+    return Put(token_key(token_digest), INVALID_ENTRY, settings.CDP_TOKEN_CACHE_SECONDS)
+
+
 def token_entry_put(token_digest: str, api_key: ApiKey, expires_at: datetime) -> Put | None:
     """The write that caches a verified token, to send with the request's other
     operations; None when the token expires too soon to be worth caching."""
@@ -120,7 +131,9 @@ def token_entry_put(token_digest: str, api_key: ApiKey, expires_at: datetime) ->
 
 def token_cache_get(token_digest: str) -> VerifiedToken | None:
     (entry,), _counts = shared_store().exchange(gets=[token_key(token_digest)])
-    return token_entry_decode(entry) if entry is not None else None
+    if entry is None or entry == INVALID_ENTRY:  # a refused token is looked up again here
+        return None
+    return token_entry_decode(entry)
 
 
 def token_cache_set(token_digest: str, api_key: ApiKey, expires_at: datetime) -> None:

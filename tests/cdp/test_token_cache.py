@@ -83,3 +83,44 @@ def test_invalidation_takes_effect_at_once(client, tenant_a, tenant_b, invalidat
     assert refused.json()["message"] == "Invalid token or API key"
     # The other organization's cached token is untouched.
     assert ingest(client, tenant_b, token_b).status_code == 200
+
+
+def test_the_cache_keeps_a_token_five_seconds_by_default():
+    from cdp import settings as project_settings
+
+    assert project_settings.CDP_TOKEN_CACHE_SECONDS == 5
+
+
+def test_a_deactivation_around_the_services_is_seen_within_the_cache_lifetime(
+    client, tenant_a, tenant_b, settings
+):
+    """A bulk update sends no signal: the cached token is refused once its entry ends."""
+    import time
+
+    from cdp.models import Organization
+
+    settings.CDP_TOKEN_CACHE_SECONDS = 1
+    token_a, token_b = authenticate(client, tenant_a), authenticate(client, tenant_b)
+    assert ingest(client, tenant_a, token_a).status_code == 200
+    Organization.objects.filter(pk=tenant_a.organization.pk).update(is_active=False)
+
+    time.sleep(1.2)
+    refused = ingest(client, tenant_a, token_a)
+
+    assert (refused.status_code, refused.json()["message"]) == (401, "Invalid token or API key")
+    assert ingest(client, tenant_b, token_b).status_code == 200
+
+
+def test_a_refused_token_is_refused_again_without_a_query(client, tenant_a):
+    bad = {"TOKEN": "no-such-token", "API_KEY": tenant_a.raw_key}
+    first = client.post(
+        "/dhub-i/api/v1.0/ingest", data="{}", content_type="application/json", headers=bad
+    )
+    with CaptureQueriesContext(connection) as captured:
+        again = client.post(
+            "/dhub-i/api/v1.0/ingest", data="{}", content_type="application/json", headers=bad
+        )
+
+    assert first.status_code == again.status_code == 401
+    assert again.json()["message"] == "Invalid token or API key"
+    assert captured.captured_queries == []
