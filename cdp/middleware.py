@@ -3,6 +3,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from cdp.errors import api_exception_response
+
 
 class RequestIdMiddleware:
     """Gives every request a 32-hex id, echoed as `X-Request-Id` on every response.
@@ -20,3 +22,6 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response.setdefault("X-Request-Id", request.request_id)
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        return api_exception_response(request, exception)

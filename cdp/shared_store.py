@@ -9,6 +9,9 @@ gets the same operations through Django's cache API, one call at a time.
 
 Values are bytes; callers choose the encoding. Keys are used as given (no Django key
 prefix or version), so every worker, whatever its cache settings, names the same keys.
+
+Redis that cannot be reached (refused, reset, timed out) raises `StoreUnavailable`, with
+redis-py's error as its cause: the APIs answer it 503 (cdp/errors.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from django.core.cache import caches
 from django.core.signals import setting_changed
 
 REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
+
+
+class StoreUnavailable(Exception):
+    """The shared store could not be reached; `__cause__` is the client's own error."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,9 @@ class RedisStore(SharedStore):
         self._prefix = f"{prefix}:" if prefix else ""
         # EVALSHA, loading the script once if the server does not know it.
         self._exchange = self._client.register_script(_EXCHANGE_LUA)
+        # What redis-py raises when the server cannot be reached (its BusyLoadingError and
+        # AuthenticationError are ConnectionErrors too); any other error is a bug's.
+        self._unreachable = (redis.ConnectionError, redis.TimeoutError)
 
     def key(self, key: str) -> str:
         """The name a key has in Redis."""
@@ -152,32 +162,54 @@ class RedisStore(SharedStore):
         for put in puts:
             args += [put.value, put.ttl or 0]
         args += [c.ttl for c in counters]
-        replies = self._exchange(keys=keys, args=args)
+        try:
+            replies = self._exchange(keys=keys, args=args)
+        except self._unreachable as error:
+            raise _unavailable(error) from error
         return replies[: len(gets)], [int(n) for n in replies[len(gets) :]]
 
     def add(self, key: str, value: bytes) -> bytes:
         pipeline = self._client.pipeline(transaction=False)
         pipeline.set(self.key(key), value, nx=True)
         pipeline.get(self.key(key))
-        return pipeline.execute()[1]
+        try:
+            return pipeline.execute()[1]
+        except self._unreachable as error:
+            raise _unavailable(error) from error
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return self._client.mget([self.key(k) for k in keys]) if keys else []
+        if not keys:
+            return []
+        try:
+            return self._client.mget([self.key(k) for k in keys])
+        except self._unreachable as error:
+            raise _unavailable(error) from error
 
     def decrement(self, keys: Sequence[str]) -> None:
         if keys:
             pipeline = self._client.pipeline(transaction=False)
             for key in keys:
                 pipeline.decr(self.key(key))
-            pipeline.execute()
+            try:
+                pipeline.execute()
+            except self._unreachable as error:
+                raise _unavailable(error) from error
 
     def delete(self, keys: Sequence[str]) -> None:
         if keys:
-            self._client.delete(*[self.key(k) for k in keys])
+            try:
+                self._client.delete(*[self.key(k) for k in keys])
+            except self._unreachable as error:
+                raise _unavailable(error) from error
 
     def client(self) -> Any:
         """redis-py's client, for tests and operators' tools."""
         return self._client
+
+
+def _unavailable(error: Exception) -> StoreUnavailable:
+    # The class only: redis-py's message names the host and port, which stay in the cause.
+    return StoreUnavailable(f"Redis cannot be reached ({type(error).__name__})")
 
 
 _lock = threading.Lock()

@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -73,6 +73,20 @@ class AuthenticationView(APIView):
                     "expiredAt": serializers.IntegerField(),
                     "expiredAfter": serializers.IntegerField(),
                 },
+            ),
+            503: OpenApiResponse(
+                inline_serializer(
+                    "AuthenErrorBody",
+                    {
+                        "success": serializers.BooleanField(help_text="Always false."),
+                        "errorCode": serializers.CharField(),
+                        "message": serializers.CharField(),
+                        "requestId": serializers.CharField(),
+                    },
+                ),
+                description="SERVICE_UNAVAILABLE: `The database is unavailable; retry later` "
+                "or `The cache is unavailable; retry later`; Retry-After gives the seconds "
+                "to wait",
             ),
         },
         examples=[

@@ -5,7 +5,8 @@ limit, no request log.
   cache, so a database outage does not get every web process restarted.
 - `/readyz`: the process can serve (readiness): a `SELECT 1` on the database and a set
   and get on the shared cache. 503 names the check that failed; the error's details go
-  to the log, not to the (unauthenticated) response.
+  to the log, not to the (unauthenticated) response. A connection that failed is dropped,
+  so the next probe (or request) reconnects once the database is back.
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from cdp.errors import close_broken_connections
+
 logger = logging.getLogger("cdp.health")
 
 READY_CACHE_KEY = "cdp:readyz:"
 
 
 def _database_check() -> None:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT 1")
-        if cursor.fetchone() != (1,):
-            raise RuntimeError("SELECT 1 answered something else")
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            if cursor.fetchone() != (1,):
+                raise RuntimeError("SELECT 1 answered something else")
+    except Exception:
+        close_broken_connections(connections)
+        raise
 
 
 def _cache_check() -> None:

@@ -18,7 +18,8 @@ class ErrorBody(serializers.Serializer):
     errorCode = serializers.CharField(
         help_text="UNAUTHORIZED, RATE_LIMITED, PAYLOAD_TOO_LARGE, INVALID_JSON, MISSING_INFO, "
         "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
-        "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, IDEMPOTENCY_KEY_REUSED, NOT_FOUND"
+        "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, IDEMPOTENCY_KEY_REUSED, NOT_FOUND, "
+        "SERVICE_UNAVAILABLE"
     )
     message = serializers.CharField()
     requestId = serializers.CharField(help_text="Equals the X-Request-Id header.")
@@ -206,15 +207,20 @@ _RESPONSE_HEADERS = [
         response=True,
         description="32 lowercase hex; equals the body's requestId",
     ),
-    *(
-        OpenApiParameter(
-            name,
-            int,
-            OpenApiParameter.HEADER,
-            response=[429],
-            description="Whole seconds until the full window frees",
-        )
-        for name in ("X-Rate-Limit-Retry-After-Seconds", "Retry-After")
+    OpenApiParameter(
+        "X-Rate-Limit-Retry-After-Seconds",
+        int,
+        OpenApiParameter.HEADER,
+        response=[429],
+        description="Whole seconds until the full window frees",
+    ),
+    OpenApiParameter(
+        "Retry-After",
+        int,
+        OpenApiParameter.HEADER,
+        response=[429, 503],
+        description="Whole seconds to wait: until the full window frees (429), or before "
+        "retrying while the database or the cache is unavailable (503)",
     ),
 ]
 
@@ -231,6 +237,15 @@ _AUTH_ERRORS = {
     429: _error(
         "RATE_LIMITED: a window of this API key is full; X-Rate-Limit-Retry-After-Seconds "
         "and Retry-After give the seconds until it frees"
+    ),
+}
+
+# Every operation, the Authentication API's too (cdp/api/authentication.py).
+_UNAVAILABLE = {
+    503: _error(
+        "SERVICE_UNAVAILABLE: `The database is unavailable; retry later` or `The cache is "
+        "unavailable; retry later`; Retry-After gives the seconds to wait. Retry an ingest "
+        "with the same Idempotency-Key and body (docs/retries-and-dry-runs.md)"
     ),
 }
 
@@ -299,6 +314,7 @@ INGEST = {
             "the error body plus every field of the 200 body",
         ),
         **_AUTH_ERRORS,
+        **_UNAVAILABLE,
         413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
         422: _error(
             "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different request`"
@@ -348,6 +364,7 @@ RECORD = {
         400: _error("MISSING_INFO: `Invalid value of: momCode`"),
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
+        **_UNAVAILABLE,
     },
 }
 
@@ -385,6 +402,7 @@ RECORD_HISTORY = {
         400: _error("MISSING_INFO: `Invalid value of: momCode`, `limit` or `cursor`"),
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
+        **_UNAVAILABLE,
     },
 }
 
@@ -420,5 +438,6 @@ USER_EVENTS = {
         200: UserEventsResponseBody,
         400: _error("MISSING_INFO: `Invalid value of: <parameters>`"),
         **_AUTH_ERRORS,
+        **_UNAVAILABLE,
     },
 }

@@ -196,6 +196,35 @@ def test_rate_limited_responses_describe_the_retry_headers(schema):
         assert headers["Retry-After"]["schema"]["type"] == "integer"
 
 
+def test_every_operation_documents_503_service_unavailable(schema):
+    operations = [
+        (path, method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    ]
+    assert len(operations) == 5  # authen, ingest and the three reads
+
+    for path, method, operation in operations:
+        unavailable = operation["responses"].get("503")
+        assert unavailable is not None, (path, method)
+        error = json_schema(schema, operation, "503")
+        assert set(error["properties"]) == set(error["required"]) == ERROR_KEYS, path
+        assert "SERVICE_UNAVAILABLE" in unavailable["description"], path
+        assert "database" in unavailable["description"], path
+        assert "cache" in unavailable["description"], path
+        assert "Retry-After" in unavailable["description"], path
+    error_codes = resolve(schema, {"$ref": "#/components/schemas/ErrorBody"})
+    assert "SERVICE_UNAVAILABLE" in error_codes["properties"]["errorCode"]["description"]
+
+
+def test_unavailable_responses_describe_retry_after(schema):
+    for path, method in ((INGEST, "post"), (RECORD, "get"), (USER_EVENTS, "get"), (HISTORY, "get")):
+        headers = schema["paths"][path][method]["responses"]["503"]["headers"]
+        assert {"Retry-After", "X-Request-Id"} <= set(headers), path
+        assert "X-Rate-Limit-Retry-After-Seconds" not in headers, path
+        assert headers["Retry-After"]["schema"]["type"] == "integer"
+
+
 def test_record_endpoint_is_described(schema):
     operation = schema["paths"][RECORD]["get"]
 
