@@ -15,6 +15,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from cdp import selectors, services
 from cdp.callback_settings import (
@@ -23,6 +24,7 @@ from cdp.callback_settings import (
     callback_settings_set,
 )
 from cdp.console import (
+    COUNT_CAP,
     EDIT_ROLES,
     MANAGE_ROLES,
     ConsoleInline,
@@ -36,7 +38,15 @@ from cdp.console import (
     service_errors,
     service_errors_apply,
 )
-from cdp.models import ApiKey, DataModel, FieldDefinition, Membership, Organization, Role
+from cdp.models import (
+    ApiKey,
+    DataModel,
+    EntityRecord,
+    FieldDefinition,
+    Membership,
+    Organization,
+    Role,
+)
 from cdp.samples import payload_sample
 from cdp.schema import CUSTOM_FIELD_NAME_HELP, KNOWN_TAGS, custom_field_pattern
 from ingestion.console import console_ingest
@@ -554,6 +564,85 @@ class DataModelAdmin(ConsoleModelAdmin):
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A model is never deleted in the Console (docs/decisions.md): one with records
+        would take them with it (the records' foreign key cascades), and clients and User
+        Events name every model. The delete page, GET or POST, says why and deletes nothing
+        (403, as the permission says). Another tenant's id is 404, as on every page."""
+        data_model = self.get_object(request, unquote(object_id))
+        organization_id = data_model.organization_id
+        # Capped, as the large lists count: one bounded scan of the model's key index.
+        records = EntityRecord.objects.filter(
+            organization_id=organization_id, data_model=data_model
+        )[: COUNT_CAP + 1].count()
+        user_events = JourneyEventConfig.objects.filter(
+            organization_id=organization_id, data_model=data_model
+        ).count()
+        admin_name = self.admin_site.name
+        user_events_url = (
+            reverse(f"{admin_name}:journeys_journeyeventconfig_changelist")
+            + f"?data_model__id__exact={data_model.pk}"
+        )
+        shown = f"{COUNT_CAP:,}+" if records > COUNT_CAP else f"{records:,}"
+        paragraphs = []
+        if records:
+            paragraphs.append(
+                format_html(
+                    "A model with records cannot be deleted: “{}” holds {} record{}, and "
+                    "deleting the model would delete its records, their history and its User "
+                    "Events.",
+                    data_model,
+                    shown,
+                    "" if records == 1 else "s",
+                )
+            )
+        if not data_model.is_custom:
+            paragraphs.append(
+                format_html(
+                    "“{}” is a system model: every organization has it, as the Data Ingestion "
+                    "API's objectType <code>{}</code>.",
+                    data_model,
+                    data_model.object_type,
+                )
+            )
+        else:
+            paragraphs.append(
+                format_html(
+                    "Custom models are not deleted: clients send its entries with momCode "
+                    "<code>{}</code>, and its User Events and their events name it.",
+                    data_model.mom_code,
+                )
+            )
+        if user_events:
+            paragraphs.append(
+                format_html(
+                    'To stop the events it generates, disable <a href="{}">its {} User '
+                    "Event{}</a> instead (their events are kept).",
+                    user_events_url,
+                    user_events,
+                    "" if user_events == 1 else "s",
+                )
+            )
+        paragraphs.append(
+            "To stop writes to it, stop the clients that send its entries (or revoke their "
+            "API keys); a model that receives nothing costs nothing and can stay."
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "object": data_model,
+            "title": f"Cannot delete {self.console_item_name()} “{data_model}”",
+            "content": format_html(
+                '<div class="delete-refused">{}</div>',
+                format_html_join("", "<p>{}</p>", ((p,) for p in paragraphs)),
+            ),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/base_site.html", context, status=403)
 
     def test_ingest_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Send a payload through the real pipeline as the signed-in member, with one of

@@ -137,6 +137,7 @@ _LOG_TYPES = {
 }
 _EVENT_TYPES = {
     "config_id": "bigint",
+    "ingested": "boolean",
     "event_at_ms": "bigint",
     "value": "double precision",
     "event_labels": "jsonb",
@@ -201,7 +202,9 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
             ) AS e""",
         ),
         # Ingested events are unique per (source, sourceId, eventName) when `Created`, and
-        # per eventAt too when `Changed`: one lookup in each of the two unique indexes.
+        # per eventAt too when `Changed`: one lookup in each of the two unique indexes
+        # (partial on `ingested`, which generated events never are, whatever became of
+        # their User Event).
         "cdp_user_events": (
             "jsonb, bigint",
             f"""SELECT e.event_id, e.condition, e.source, e.source_id, e.event_name,
@@ -211,14 +214,14 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
                 SELECT e.id, e.event_id, e.condition, e.source, e.source_id, e.event_name,
                     e.event_at
                 FROM {events} e
-                WHERE e.organization_id = $2 AND e.config_id IS NULL
+                WHERE e.organization_id = $2 AND e.ingested
                     AND e.condition = 'Created'
                     AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
                 UNION ALL
                 SELECT e.id, e.event_id, e.condition, e.source, e.source_id, e.event_name,
                     e.event_at
                 FROM {events} e
-                WHERE e.organization_id = $2 AND e.config_id IS NULL
+                WHERE e.organization_id = $2 AND e.ingested
                     AND e.condition = 'Changed'
                     AND e.source = k->>0 AND e.source_id = k->>1 AND e.event_name = k->>2
                 OFFSET 0
@@ -750,7 +753,7 @@ class PortableWriter:
                 lookup |= Q(source=source, source_id=source_id, event_name=event_name)
             rows = (
                 UserEvent.objects.filter(
-                    lookup, organization_id=request.organization_id, config__isnull=True
+                    lookup, organization_id=request.organization_id, ingested=True
                 )
                 .order_by("pk")
                 .values_list(

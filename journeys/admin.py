@@ -17,8 +17,9 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from cdp.console import (
@@ -454,6 +455,64 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
                 count += 1
         self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {count} User Event(s).")
 
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A User Event is never deleted (docs/decisions.md): clients hold its identifiers,
+        and its events name it. The delete page, GET or POST, says so and how to stop it
+        instead, and deletes nothing (403, as the permission says). Another tenant's id is
+        404, as on every page."""
+        config = self.get_object(request, unquote(object_id))
+        admin_name = self.admin_site.name
+        change_url = reverse(f"{admin_name}:journeys_journeyeventconfig_change", args=[config.pk])
+        list_url = reverse(f"{admin_name}:journeys_journeyeventconfig_changelist")
+        events_url = reverse(f"{admin_name}:journeys_userevent_changelist") + f"?config={config.pk}"
+        paragraphs = [
+            format_html(
+                "A User Event cannot be deleted: clients name it by its jeConfigId "
+                "<code>{}</code> or its jeEventKey <code>{}</code>, and the "
+                '<a href="{}">events it generated</a> name it too.',
+                config.config_id,
+                config.event_key,
+                events_url,
+            )
+        ]
+        if config.enabled:
+            paragraphs.append(
+                format_html(
+                    "To stop it, disable it instead: uncheck <strong>Enable</strong> on "
+                    '<a href="{}">its page</a> and save, or select it in '
+                    '<a href="{}">the list of User Events</a> and run “Disable selected User '
+                    "Events”. A disabled User Event generates no event, requests that name it "
+                    "are refused (JOURNEY_EVENT_DISABLED), and its events are kept.",
+                    change_url,
+                    list_url,
+                )
+            )
+        else:
+            paragraphs.append(
+                format_html(
+                    "It is already disabled: it generates no event, and requests that name it "
+                    'are refused (JOURNEY_EVENT_DISABLED). <a href="{}">Back to its page</a>.',
+                    change_url,
+                )
+            )
+        if not self.has_change_permission(request, config):
+            paragraphs.append("An editor, admin or owner of its organization can disable it.")
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "object": config,
+            "title": f"Cannot delete User Event “{config}”",
+            "content": format_html(
+                '<div class="delete-refused">{}</div>',
+                format_html_join("", "<p>{}</p>", ((p,) for p in paragraphs)),
+            ),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/base_site.html", context, status=403)
+
     @admin.action(description="Enable selected User Events", permissions=["change"])
     def enable_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_enabled(request, queryset, True)
@@ -590,7 +649,8 @@ class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
     @admin.display(description="User Event (jeConfigId)")
     def config_link(self, obj: UserEvent) -> str:
         if obj.config is None:
-            return "— (ingested)"
+            # A generated event keeps `ingested` False when its User Event is deleted.
+            return "— (ingested)" if obj.ingested else "— (its User Event was deleted)"
         url = reverse(
             f"{self.admin_site.name}:journeys_journeyeventconfig_change", args=[obj.config_id]
         )

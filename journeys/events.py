@@ -17,6 +17,9 @@ class EventRow:
     event_name: str
     event_at_ms: int
     config_id: int | None = None
+    # True for an ingested `user-event` entry, False for an event a User Event generated
+    # (UserEvent.ingested: what the ingested events' de-duplication keys on).
+    ingested: bool = False
     channel: str = ""
     event_ctg: str = ""
     event_ctg2: str = ""

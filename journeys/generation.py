@@ -43,6 +43,7 @@ def _event_row(
         event_name=config.event_name,
         event_at_ms=event_at_ms,
         config_id=config.pk,
+        ingested=False,
         channel=config.channel,
         event_ctg=config.category,
         event_ctg2=config.sub_category,

@@ -115,6 +115,13 @@ class UserEvent(models.Model):
         related_name="events",
         db_index=False,
     )
+    # Where the event comes from, fixed when it is written: True for an entry of objectType
+    # `user-event`, False for an event a User Event generated. The de-duplication of
+    # ingested events keys on it, never on `config`: deleting a User Event sets its
+    # events' `config` to NULL, and they stay generated events (kept, and outside the
+    # ingested events' unique constraints). The database default serves the writers of
+    # the release before the column (docs/deploy.md: the old code runs during `migrate`).
+    ingested = models.BooleanField(default=False, db_default=False)
     event_id = models.CharField(max_length=32, default=event_id_generate, editable=False)
     # Indexed and de-duplicated on: entries are held to 255 characters (cdp.schema).
     source = models.CharField(max_length=255)
@@ -175,15 +182,16 @@ class UserEvent(models.Model):
                 condition=Q(config__isnull=False, condition="Created"),
                 name="userevent_created_once",
             ),
-            # Ingested user events (objectType user-event) are de-duplicated.
+            # Ingested user events (objectType user-event) are de-duplicated; generated
+            # ones, whatever became of their User Event, are not.
             models.UniqueConstraint(
                 fields=["organization", "source", "source_id", "event_name"],
-                condition=Q(config__isnull=True, condition="Created"),
+                condition=Q(ingested=True, condition="Created"),
                 name="userevent_ingested_created_unique",
             ),
             models.UniqueConstraint(
                 fields=["organization", "source", "source_id", "event_name", "event_at"],
-                condition=Q(config__isnull=True, condition="Changed"),
+                condition=Q(ingested=True, condition="Changed"),
                 name="userevent_ingested_changed_unique",
             ),
         ]

@@ -1,7 +1,8 @@
 """Entries of objectType `user-event`, stored as UserEvents.
 
 Re-sending an event does not duplicate it: `Created` events are unique per (source,
-sourceId, eventName), `Changed` events per (source, sourceId, eventName, eventAt). A
+sourceId, eventName), `Changed` events per (source, sourceId, eventName, eventAt), among
+ingested events only (`ingested`: the events User Events generate are apart). A
 re-sent event is answered `unchanged` with the stored event's id; the first one sent
 is kept as it was. Decided here from what the locked read found; no query of its own.
 """
@@ -83,6 +84,7 @@ def _event_row(patch: Mapping[str, Any]) -> EventRow:
     return EventRow(
         event_id=event_id_generate(),
         event_at_ms=patch[_EVENT_AT],
+        ingested=True,
         properties=properties,
         **columns,
     )
