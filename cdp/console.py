@@ -506,3 +506,12 @@ class ValueFilter(admin.SimpleListFilter):
 def visible_organization_ids(request: HttpRequest) -> list[int] | None:
     """The organizations the signed-in member sees, or None for a superuser (all)."""
     return None if request.user.is_superuser else list(member_roles(request))
+
+
+def console_client_address(request: HttpRequest) -> str:
+    """The sign-in's client address for its brute-force limit (django-axes'
+    AXES_CLIENT_IP_CALLABLE): the address the outermost trusted proxy saw, as the APIs'
+    limits use it."""
+    from cdp.api.authentication import client_address
+
+    return client_address(request)  # type: ignore[arg-type]  # reads META only

@@ -3,6 +3,7 @@
 Every variable is documented in `.env.example`.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "cdp",
     "django.contrib.admin",
     "django.contrib.auth",
+    # Console sign-in brute-force limit (per email and address).
+    "axes",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -53,7 +56,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# The Console's sign-in (the JSON APIs authenticate with their own checks and limits): a
+# wrong password counted per (email, client address); after CDP_CONSOLE_SIGNIN_FAILURES of
+# them the pair is locked out for CDP_CONSOLE_SIGNIN_LOCKOUT_MINUTES, the right password
+# included, while the same email from another address and other emails still sign in.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("CDP_CONSOLE_SIGNIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CDP_CONSOLE_SIGNIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/signin_locked_out.html"
+# The address the outermost trusted proxy saw (CDP_TRUSTED_PROXIES), as the APIs use it.
+AXES_CLIENT_IP_CALLABLE = "cdp.console.console_client_address"
+AXES_VERBOSE = False
 
 # The JSON APIs (paths under /api/ and /dhub-i/) need none of the Console's middleware:
 # cdp/handler.py runs them through this shorter chain.
