@@ -8,7 +8,6 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
-    PolymorphicProxySerializer,
 )
 from rest_framework import serializers
 
@@ -114,6 +113,25 @@ class IngestResponseBody(serializers.Serializer):
     events = EventsCounts()
     results = EntryResult(many=True)
     warnings = serializers.ListField(child=serializers.CharField())
+
+
+class IngestErrorBody(ErrorBody):
+    """A 400 of the ingest endpoint: the error body, which one schema describes for every
+    400 (a `oneOf` of the error body and the 200 body would match an INVALID_ENTRIES
+    answer twice). INVALID_ENTRIES (every entry rejected) also carries every field of the
+    200 body; the other 400s carry none of them."""
+
+    dryRun = serializers.BooleanField(required=False, help_text="true on a dry run's answer only")
+    objectType = serializers.CharField(required=False)
+    initData = serializers.BooleanField(required=False)
+    total = serializers.IntegerField(required=False)
+    created = serializers.IntegerField(required=False)
+    updated = serializers.IntegerField(required=False)
+    unchanged = serializers.IntegerField(required=False)
+    failed = serializers.IntegerField(required=False)
+    events = EventsCounts(required=False)
+    results = EntryResult(many=True, required=False)
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class RecordBody(serializers.Serializer):
@@ -303,11 +321,7 @@ INGEST = {
     "responses": {
         200: OpenApiResponse(IngestResponseBody, description="At least one entry stored"),
         400: OpenApiResponse(
-            PolymorphicProxySerializer(
-                component_name="IngestErrorBody",
-                serializers=[ErrorBody, IngestResponseBody],
-                resource_type_field_name=None,
-            ),
+            IngestErrorBody,
             description="INVALID_JSON, MISSING_INFO (`Invalid value of: <fields>`), "
             "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
             "JOURNEY_EVENT_DISABLED: an error body; INVALID_ENTRIES (every entry rejected): "
@@ -371,13 +385,17 @@ RECORD = {
 _PAGE = [
     OpenApiParameter(
         "limit",
-        int,
+        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
         OpenApiParameter.QUERY,
         required=False,
         description="1–200, default 50",
     ),
     OpenApiParameter(
-        "cursor", str, OpenApiParameter.QUERY, required=False, description="`next` of a page"
+        "cursor",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="`next` of the previous page",
     ),
 ]
 
@@ -423,16 +441,7 @@ USER_EVENTS = {
             required=False,
             description="epoch ms: events at or after",
         ),
-        OpenApiParameter(
-            "limit", int, OpenApiParameter.QUERY, required=False, description="1–200, default 50"
-        ),
-        OpenApiParameter(
-            "cursor",
-            str,
-            OpenApiParameter.QUERY,
-            required=False,
-            description="`next` of the previous page",
-        ),
+        *_PAGE,
     ],
     "responses": {
         200: UserEventsResponseBody,
