@@ -508,10 +508,13 @@ def visible_organization_ids(request: HttpRequest) -> list[int] | None:
     return None if request.user.is_superuser else list(member_roles(request))
 
 
-def console_client_address(request: HttpRequest) -> str:
+def console_client_address(request: HttpRequest | None) -> str | None:
     """The sign-in's client address for its brute-force limit (django-axes'
     AXES_CLIENT_IP_CALLABLE): the address the outermost trusted proxy saw, as the APIs'
     limits use it."""
     from cdp.api.authentication import client_address
 
-    return client_address(request)  # type: ignore[arg-type]  # reads META only
+    if request is None or not hasattr(request, "META"):
+        return None  # a sign-in without a request (force_login): axes stores no address
+    address = client_address(request)  # type: ignore[arg-type]  # reads META only
+    return None if address == "unknown" else address  # axes keeps addresses as inet
