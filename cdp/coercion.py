@@ -44,11 +44,39 @@ def to_text(value: Any, *, tz_hours: int = 0) -> str:
 
 # Integer fields are 64-bit (PangoCDP's Long); beyond that JSON parsers lose digits.
 INTEGER_LIMIT = 2**63
+# Number fields hold the same range, integers exactly and other numbers as doubles. Past
+# it, PostgreSQL's jsonb keeps a double such as 1e20 as its digits, which read back as an
+# integer no 64-bit reader (orjson, which writes every answer) can hold; SQLite would
+# keep it, so both refuse it (and any integer past it), rather than the one database
+# storing what the other cannot give back.
+_NUMBER_RANGE_MESSAGE = f"must be a number from {-INTEGER_LIMIT} to {INTEGER_LIMIT - 1}"
 
 
 def _in_integer_range(number: int) -> int:
     if not -INTEGER_LIMIT <= number < INTEGER_LIMIT:
         raise CoercionError("must be an integer")
+    return number
+
+
+def _parsed_number(value: Any) -> int | float:
+    """A JSON number, or a numeric string read as the JSON number it spells, of any
+    magnitude; raises CoercionError for anything else, and for a non-finite double."""
+    if _is_number(value):
+        number = value
+    elif isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        text = value.strip()
+        if _INTEGER_RE.match(text):
+            try:
+                number = int(text)
+            except ValueError:  # over Python's 4,300-digit limit of int(str)
+                raise CoercionError(_NUMBER_RANGE_MESSAGE) from None
+        else:
+            number = float(text)  # never raises on what the pattern matched
+    else:
+        raise CoercionError("must be a number")
+    if isinstance(number, float) and not math.isfinite(number):
+        # NaN, or infinity: "1e999" reads as infinity, which JSON cannot store.
+        raise CoercionError("must be a finite number")
     return number
 
 
@@ -62,7 +90,7 @@ def to_integer(value: Any, *, tz_hours: int = 0) -> int:
     if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
         # An integral numeric string: "42", but also "42.0" and "4.2e1".
         try:
-            number = to_number(value)
+            number = _parsed_number(value)
         except CoercionError:
             raise CoercionError("must be an integer") from None
         if isinstance(number, int) or number.is_integer():
@@ -71,20 +99,11 @@ def to_integer(value: Any, *, tz_hours: int = 0) -> int:
 
 
 def to_number(value: Any, *, tz_hours: int = 0) -> int | float:
-    if _is_number(value):
-        if not math.isfinite(value):
-            raise CoercionError("must be a finite number")
-        return value
-    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
-        text = value.strip()
-        try:
-            number = int(text) if _INTEGER_RE.match(text) else float(text)
-        except ValueError:  # over Python's 4,300-digit limit of int(str)
-            raise CoercionError("must be a number") from None
-        if not math.isfinite(number):  # "1e999" reads as infinity, which JSON cannot store
-            raise CoercionError("must be a finite number")
-        return number
-    raise CoercionError("must be a number")
+    number = _parsed_number(value)
+    # Compared as they are: an int of any size against the limit never overflows.
+    if not -INTEGER_LIMIT <= number < INTEGER_LIMIT:
+        raise CoercionError(_NUMBER_RANGE_MESSAGE)
+    return number
 
 
 def to_boolean(value: Any, *, tz_hours: int = 0) -> bool:
@@ -123,7 +142,7 @@ def to_timestamp(value: Any, *, tz_hours: int = 0) -> int:
         raise CoercionError("must be a timestamp")
     if _is_number(value) or (isinstance(value, str) and _NUMBER_RE.match(value.strip())):
         try:
-            number = to_number(value)
+            number = _parsed_number(value)
         except CoercionError:
             raise CoercionError("must be a timestamp") from None
         return _in_date_range(_epoch_to_ms(number))

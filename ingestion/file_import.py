@@ -11,8 +11,9 @@ Formats, read as a stream (one batch in memory at a time):
   cell of a list field (`tags`, `customFieldListNN`, order `items`) holds a JSON array.
 
 Every record is numbered by the file line it starts on. A record the file cannot give
-(an NDJSON line that is not JSON, a CSV row with more cells than the header) is rejected
-on its own, like an entry the pipeline rejects. A JSON array that is not valid JSON, a
+(an NDJSON line that is not JSON, a CSV row with more cells than the header) or whose text
+no database stores (U+0000, a lone surrogate such as the escape "\\ud800") is rejected on
+its own, like an entry the pipeline rejects. A JSON array that is not valid JSON, a
 CSV header that is not usable, or text that is not UTF-8 refuses the whole file, before
 anything is written: a first pass counts the records and finds those.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import queue
+import re
 import threading
 import time
 import uuid
@@ -218,6 +220,23 @@ def _ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
+# The escape of a surrogate code point (U+D800 to U+DFFF), in either case.
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _unstorable_line(line: bytes) -> Any | None:
+    """The record of an NDJSON line orjson refused, when the line is JSON but for a lone
+    surrogate: read by the standard library (as JSON array files are), so that it is
+    rejected for its text, with the record, as in every other format. None otherwise."""
+    if not _SURROGATE_ESCAPE_RE.search(line):
+        return None
+    try:
+        entry = json.loads(line, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON anyway, or nested past the stack
+        return None
+    return entry if holds_unstorable_text(entry) else None
+
+
 def _ndjson_records(path: Path) -> Iterator[FileRecord]:
     for number, line in _ndjson_lines(path):
         try:
@@ -225,6 +244,10 @@ def _ndjson_records(path: Path) -> Iterator[FileRecord]:
             # surrogates; U+0000 reaches the data only through the escape "\u0000".
             entry = orjson.loads(line)
         except orjson.JSONDecodeError as error:
+            unstorable = _unstorable_line(line)
+            if unstorable is not None:
+                yield FileRecord(number, unstorable, UNSTORABLE)
+                continue
             text = line.decode("utf-8", "replace").rstrip("\r\n")
             yield FileRecord(number, text, f"not valid JSON: {error}")
             continue

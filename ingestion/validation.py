@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from math import isfinite
 from typing import Any
 
 from cdp.coercion import (
@@ -97,6 +96,9 @@ _KINDS = {
 _Slot = tuple[int, Coercer]
 _MOM_CODE = object()  # a field the entry carries but that is not stored
 _SECONDS_BELOW = EPOCH_SECONDS_BELOW
+_INTEGER_MIN = -INTEGER_LIMIT
+# The same bounds as doubles (2^63 is one exactly): a float compares faster with a float.
+_DOUBLE_MIN, _DOUBLE_LIMIT = float(_INTEGER_MIN), float(INTEGER_LIMIT)
 
 
 def _coercer(wire_name: str, field: Field, model: LoadedModel) -> _Slot:
@@ -225,10 +227,12 @@ class EntryValidator:
                     patch[name] = value
                     continue
             elif kind in (_INTEGER, _NUMBER):
-                if value_type is int and -INTEGER_LIMIT <= value < INTEGER_LIMIT:
+                if value_type is int and _INTEGER_MIN <= value < INTEGER_LIMIT:
                     patch[name] = value
                     continue
-                if kind == _NUMBER and value_type is float and isfinite(value):
+                # A number field's range is the integers' (cdp/coercion.py); NaN and the
+                # infinities fail the comparison too, and the coercer words the refusal.
+                if kind == _NUMBER and value_type is float and _DOUBLE_MIN <= value < _DOUBLE_LIMIT:
                     patch[name] = value
                     continue
             elif kind == _TIMESTAMP:

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -15,8 +16,21 @@ from rest_framework.views import APIView
 from cdp import services
 from cdp.errors import MissingInfo, Unauthorized
 from cdp.ratelimit import rate_limit_check, rate_limit_count, windows_from_setting
+from cdp.request_body import body_read, json_parse
 
 AUTHEN_SCOPE = "authen"
+
+
+def _body_parse(request: HttpRequest) -> Any:
+    """The body's JSON, parsed as the ingest endpoint parses its own (orjson: strict
+    UTF-8, no NaN or Infinity, no lone surrogates, nesting at most 1024 deep), each
+    refusal a 400 INVALID_JSON. An empty body is no credentials ({}), as it always was;
+    a body that is JSON but not an object names none either (MISSING_INFO follows)."""
+    # Django's limit of what a request may hold in memory (None: no limit).
+    body = body_read(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    if not body:
+        return {}
+    return json_parse(body, request.META.get("CONTENT_TYPE", ""))
 
 
 def _text(body: Any, name: str) -> str:
@@ -103,7 +117,10 @@ class AuthenticationView(APIView):
         tags=["Authentication API"],
     )
     def post(self, request: Request) -> Response:
-        body = request.data
+        # Read here rather than by DRF's parser (request.data): its JSON is the standard
+        # library's, which lets lone surrogates through and recurses into deep nesting,
+        # and it reads `request.body`, whose over-size refusal is Django's HTML page.
+        body = _body_parse(request._request)
         username, api_key, group_key = (
             _text(body, "username"),
             _text(body, "apiKey"),
@@ -124,7 +141,16 @@ class AuthenticationView(APIView):
                 scope_label="of failed attempts",
             )
 
-        key = services.api_key_authenticate(group_key=group_key, username=username, raw_key=api_key)
+        # No stored username, key or group key holds U+0000, which PostgreSQL cannot even
+        # compare: a credential with one is a wrong combination, answered (and counted)
+        # like any other, without a query.
+        key = (
+            None
+            if "\x00" in username or "\x00" in api_key or "\x00" in group_key
+            else services.api_key_authenticate(
+                group_key=group_key, username=username, raw_key=api_key
+            )
+        )
         if key is None:
             for kind, ident in idents:
                 rate_limit_count(scope=f"{AUTHEN_SCOPE}:{kind}", ident=ident, windows=windows)
