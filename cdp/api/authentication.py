@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -15,8 +16,15 @@ from rest_framework.views import APIView
 
 from cdp import services
 from cdp.errors import MissingInfo, Unauthorized
-from cdp.ratelimit import rate_limit_check, rate_limit_count, windows_from_setting
+from cdp.ratelimit import (
+    Window,
+    rate_limit_refusal,
+    window_counters,
+    window_now,
+    windows_from_setting,
+)
 from cdp.request_body import body_read, json_parse
+from cdp.shared_store import Counter, shared_store
 
 AUTHEN_SCOPE = "authen"
 
@@ -55,10 +63,24 @@ def client_address(request: Request) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _idents(username: str, request: Request) -> list[tuple[str, str]]:
-    # Hashed: usernames are personal data and need not sit in the cache in clear.
-    user_ident = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-    return [("user", user_ident), ("addr", client_address(request))]
+def _failure_counters(
+    username: str, request: Request, windows: Sequence[Window], now: float
+) -> tuple[list[Counter], list[Counter]]:
+    """The failed-attempt counters of this attempt: per (username, client address), and
+    per client address. The username is hashed: personal data need not sit in the cache
+    in clear."""
+    address = client_address(request)
+    user = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
+    return (
+        window_counters(
+            scope=f"{AUTHEN_SCOPE}:user", ident=f"{user}:{address}", windows=windows, now=now
+        ),
+        window_counters(scope=f"{AUTHEN_SCOPE}:addr", ident=address, windows=windows, now=now),
+    )
+
+
+def _full(counts: Sequence[int], windows: Sequence[Window]) -> bool:
+    return any(count > window.limit for count, window in zip(counts, windows, strict=True))
 
 
 class AuthenticationView(APIView):
@@ -131,15 +153,26 @@ class AuthenticationView(APIView):
         if not group_key:
             raise MissingInfo("Organization Context is not set")
 
+        # Counted first, as if the attempt failed, then decided on the counts: concurrent
+        # attempts cannot all be judged under the limit. Only the per-address window
+        # refuses right credentials (so nobody can lock a user out from elsewhere); the
+        # per-(username, address) one refuses wrong ones past it. A success is taken back.
         windows = windows_from_setting(settings.CDP_AUTHEN_RATE_LIMITS)
-        idents = _idents(username, request)
-        for kind, ident in idents:
-            rate_limit_check(
-                scope=f"{AUTHEN_SCOPE}:{kind}",
-                ident=ident,
-                windows=windows,
-                scope_label="of failed attempts",
-            )
+        now = window_now()
+        per_user, per_address = _failure_counters(username, request, windows, now)
+        store = shared_store()
+        _values, counts = store.exchange(counters=[*per_user, *per_address])
+        user_counts, address_counts = counts[: len(per_user)], counts[len(per_user) :]
+        counted = [c.key for c in (*per_user, *per_address)]
+        refusal = rate_limit_refusal(
+            counts=address_counts,
+            counters=[*per_user, *per_address],
+            windows=windows,
+            now=now,
+            scope_label="of failed attempts",
+        )
+        if refusal is not None:  # (this attempt is no longer counted)
+            raise refusal
 
         # No stored username, key or group key holds U+0000, which PostgreSQL cannot even
         # compare: a credential with one is a wrong combination, answered (and counted)
@@ -152,9 +185,18 @@ class AuthenticationView(APIView):
             )
         )
         if key is None:
-            for kind, ident in idents:
-                rate_limit_count(scope=f"{AUTHEN_SCOPE}:{kind}", ident=ident, windows=windows)
+            if _full(user_counts, windows):
+                refusal = rate_limit_refusal(
+                    counts=user_counts,
+                    counters=[*per_user, *per_address],
+                    windows=windows,
+                    now=now,
+                    scope_label="of failed attempts",
+                )
+                assert refusal is not None
+                raise refusal
             raise Unauthorized("Invalid credentials")
+        store.decrement(counted)  # a success is no failed attempt
 
         token, raw_token = services.token_issue(api_key=key)
         return Response(

@@ -342,29 +342,73 @@ def assert_rate_limited(response) -> None:
     assert response["Retry-After"] == "30"
 
 
-def test_failed_attempts_per_username_are_limited(client, tenant_a, tenant_b, limit_of_three):
-    for i in range(3):
+def test_failed_attempts_per_username_and_address_are_limited(
+    client, tenant_a, tenant_b, limit_of_three
+):
+    for _ in range(3):
         response = post(
-            client,
-            credentials(tenant_a, apiKey=keys.api_key_generate()),
-            REMOTE_ADDR=f"10.0.0.{i + 1}",
+            client, credentials(tenant_a, apiKey=keys.api_key_generate()), REMOTE_ADDR="10.0.0.1"
         )
         assert error_of(response, 401)["message"] == "Invalid credentials"
 
-    # The fourth attempt is refused before the credentials are looked at, even right ones
-    # from a fresh address.
-    assert_rate_limited(post(client, credentials(tenant_a), REMOTE_ADDR="10.0.0.9"))
+    # A fourth wrong attempt for that username from that address is refused.
     assert_rate_limited(
+        post(client, credentials(tenant_a, apiKey=keys.api_key_generate()), REMOTE_ADDR="10.0.0.1")
+    )
+    # Nobody can lock the user out: the right credentials from elsewhere get in.
+    response = post(client, credentials(tenant_a), REMOTE_ADDR="10.0.0.9")
+    assert response.status_code == 200, response.json()
+    assert AuthToken.objects.filter(organization=tenant_a.organization).count() == 1
+    # Another username from the same address is not affected by that username's window.
+    assert post(client, credentials(tenant_b), REMOTE_ADDR="10.0.0.8").status_code == 200
+
+
+def test_failures_for_a_username_from_many_addresses_do_not_lock_it_out(
+    client, tenant_a, limit_of_three
+):
+    """The attack of the issue: ten failures a minute for a username, from any address,
+    used to make that user's valid credentials answer 429."""
+    for i in range(12):
         post(
             client,
-            credentials(tenant_a, username=tenant_a.username.upper()),
-            REMOTE_ADDR="10.0.0.10",
+            credentials(tenant_a, apiKey=keys.api_key_generate()),
+            REMOTE_ADDR=f"10.7.0.{i + 1}",
         )
-    )
-    assert AuthToken.objects.filter(organization=tenant_a.organization).count() == 0
 
-    # Another username is not affected.
-    assert post(client, credentials(tenant_b), REMOTE_ADDR="10.0.0.9").status_code == 200
+    response = post(client, credentials(tenant_a), REMOTE_ADDR="10.7.1.1")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "authenticated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_failures_are_judged_against_the_limit_one_by_one(tenant_a, settings):
+    """Counted first, then decided: of 24 concurrent wrong attempts from one address,
+    exactly as many as the limit are looked at (401), the others refused (429)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    settings.CDP_AUTHEN_RATE_LIMITS = [(10, 3600)]
+    barrier = threading.Barrier(24)
+
+    def attempt(_):
+        try:
+            barrier.wait(timeout=30)
+            return post(
+                APIClient(),
+                credentials(tenant_a, apiKey=keys.api_key_generate()),
+                REMOTE_ADDR="10.8.0.1",
+            ).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(attempt, range(24), timeout=120))
+
+    assert sorted(statuses) == [401] * 10 + [429] * 14
 
 
 def test_failed_attempts_per_client_address_are_limited(client, tenant_a, tenant_b, limit_of_three):
