@@ -8,7 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,6 +89,18 @@ def _full(counts: Sequence[int], windows: Sequence[Window]) -> bool:
     return any(count > window.limit for count, window in zip(counts, windows, strict=True))
 
 
+# Every refusal's body (the shape of cdp/errors.py).
+_ERROR_BODY = inline_serializer(
+    "AuthenErrorBody",
+    {
+        "success": serializers.BooleanField(help_text="Always false."),
+        "errorCode": serializers.CharField(),
+        "message": serializers.CharField(),
+        "requestId": serializers.CharField(help_text="Equals the X-Request-Id header."),
+    },
+)
+
+
 class AuthenticationView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
@@ -110,21 +128,41 @@ class AuthenticationView(APIView):
                     "expiredAfter": serializers.IntegerField(),
                 },
             ),
+            400: OpenApiResponse(
+                _ERROR_BODY,
+                description="MISSING_INFO: `Username and ApiKey are required` or "
+                "`Organization Context is not set`; INVALID_JSON: the body is not a JSON "
+                "object in UTF-8, or its Content-Type is not JSON",
+            ),
+            401: OpenApiResponse(
+                _ERROR_BODY,
+                description="UNAUTHORIZED: `Invalid credentials`, any wrong combination",
+            ),
+            413: OpenApiResponse(
+                _ERROR_BODY, description="PAYLOAD_TOO_LARGE: the body is over the server's limit"
+            ),
+            429: OpenApiResponse(
+                _ERROR_BODY,
+                description="RATE_LIMITED: too many failed attempts for this username from "
+                "this address, or from this address; Retry-After gives the seconds to wait",
+            ),
             503: OpenApiResponse(
-                inline_serializer(
-                    "AuthenErrorBody",
-                    {
-                        "success": serializers.BooleanField(help_text="Always false."),
-                        "errorCode": serializers.CharField(),
-                        "message": serializers.CharField(),
-                        "requestId": serializers.CharField(),
-                    },
-                ),
+                _ERROR_BODY,
                 description="SERVICE_UNAVAILABLE: `The database is unavailable; retry later` "
                 "or `The cache is unavailable; retry later`; Retry-After gives the seconds "
                 "to wait",
             ),
         },
+        parameters=[
+            OpenApiParameter(
+                name,
+                int,
+                OpenApiParameter.HEADER,
+                response=[429, 503] if name == "Retry-After" else [429],
+                description="Whole seconds until a retry may succeed",
+            )
+            for name in ("Retry-After", "X-Rate-Limit-Retry-After-Seconds")
+        ],
         examples=[
             OpenApiExample(
                 "credentials",

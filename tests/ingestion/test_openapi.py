@@ -287,6 +287,11 @@ def test_authentication_endpoint_is_described(schema):
         "expiredAt",
         "expiredAfter",
     }
+    for status in ("400", "401", "413", "429", "503"):
+        assert set(json_schema(schema, operation, status)["properties"]) == ERROR_KEYS, status
+    assert "Invalid credentials" in operation["responses"]["401"]["description"]
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
+    assert "Retry-After" in operation["responses"]["503"]["headers"]
 
 
 def test_schema_generation_has_no_warnings(tmp_path):
