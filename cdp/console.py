@@ -40,6 +40,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from cdp.models import Membership, Organization, Role
+from cdp.ratelimit import client_address_of
 from cdp.services import MANAGER_ROLES
 
 ALL_ROLES = frozenset(Role.values)
@@ -512,9 +513,7 @@ def console_client_address(request: HttpRequest | None) -> str | None:
     """The sign-in's client address for its brute-force limit (django-axes'
     AXES_CLIENT_IP_CALLABLE): the address the outermost trusted proxy saw, as the APIs'
     limits use it."""
-    from cdp.api.authentication import client_address
-
     if request is None or not hasattr(request, "META"):
         return None  # a sign-in without a request (force_login): axes stores no address
-    address = client_address(request)  # type: ignore[arg-type]  # reads META only
+    address = client_address_of(request.META)
     return None if address == "unknown" else address  # axes keeps addresses as inet

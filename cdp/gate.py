@@ -4,9 +4,10 @@ its organization's schema version travel in one pipeline.
 
 The windows are counted before the token's entry is seen, so each worker remembers which
 key and organization a token belongs to (a token is issued for one key, for good). A
-worker's first request with a token reads the entry first: two round trips, once. When
-the request is then refused (401), its counts are taken back, so only admitted requests
-count, as the contract says.
+worker's first request with a token reads the entry first, with the client address's
+window of refused tokens counted in the same round trip (taken back for a valid token):
+three round trips, once. When the request is then refused (401), its counts are taken
+back, so only admitted requests count, as the contract says.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
 
 from cdp import keys, services
 from cdp.errors import Unauthorized
 from cdp.models import ApiKey, Organization
-from cdp.ratelimit import Window, rate_limit_refusal, window_counters, window_now
+from cdp.ratelimit import (
+    Window,
+    rate_limit_refusal,
+    window_counters,
+    window_now,
+    windows_from_setting,
+)
 from cdp.schema_cache import schema_version, schema_version_key
 from cdp.shared_store import Put, shared_store
 from cdp.token_cache import (
@@ -81,6 +91,36 @@ def _verify(token_digest: str, entry: bytes | None) -> tuple[VerifiedToken, Put 
     return verified, token_entry_put(token_digest, verified.api_key, verified.expires_at)
 
 
+REFUSED_SCOPE = "badtoken:addr"
+REFUSED_LABEL = "of refused tokens"
+
+
+def _first_sight(
+    store: Any, token_digest: str, client_address: str
+) -> tuple[VerifiedToken, Put | None]:
+    """A token this worker has not seen: its entry (or the database), with the client
+    address's window of refused tokens counted in the same round trip, first, and
+    decided on: a full window refuses (429) before any query, a refused token answers 401
+    and stays counted, a valid one is taken back."""
+    windows = windows_from_setting(settings.CDP_REFUSED_TOKEN_RATE_LIMITS)
+    now = window_now()
+    counters = window_counters(
+        scope=REFUSED_SCOPE, ident=client_address or "unknown", windows=windows, now=now
+    )
+    (entry,), counts = store.exchange(gets=[token_key(token_digest)], counters=counters)
+    refusal = rate_limit_refusal(
+        counts=counts, counters=counters, windows=windows, now=now, scope_label=REFUSED_LABEL
+    )
+    if refusal is not None:
+        raise refusal
+    try:
+        verified, put = _verify(token_digest, entry)
+    except services.TokenInvalid:
+        raise Unauthorized(INVALID) from None
+    store.decrement([c.key for c in counters])  # once per token and worker
+    return verified, put
+
+
 def api_request_admit(
     *,
     raw_token: str,
@@ -88,9 +128,11 @@ def api_request_admit(
     scope: str,
     windows: Sequence[Window],
     scope_label: str,
+    client_address: str = "",
 ) -> Admission:
     """The request's API key and schema version; raises Unauthorized (checks 1–3) or
-    RateLimited (check 4, with this request not counted)."""
+    RateLimited (check 4, with this request not counted; or, for a token this worker has
+    not seen, too many refused tokens from `client_address`)."""
     if not raw_token or not raw_api_key:
         raise Unauthorized(HEADERS_REQUIRED)
     token_digest = keys.digest(raw_token)
@@ -99,11 +141,7 @@ def api_request_admit(
     puts: list[Put] = []
     ids = _known_ids(token_digest)
     if ids is None:
-        try:
-            (entry,), _ = store.exchange(gets=[token_key(token_digest)])
-            verified, put = _verify(token_digest, entry)
-        except services.TokenInvalid:
-            raise Unauthorized(INVALID) from None
+        verified, put = _first_sight(store, token_digest, client_address)
         puts += [put] if put else []
         ids = _remember(token_digest, verified)
 

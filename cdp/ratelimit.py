@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
 
 from cdp.errors import RateLimited
 from cdp.shared_store import Counter, shared_store
@@ -113,3 +116,16 @@ def rate_limit_count(*, scope: str, ident: str, windows: Sequence[Window]) -> No
     """Count one event (a failed attempt) in every window."""
     counters = window_counters(scope=scope, ident=ident, windows=windows, now=time.time())
     shared_store().exchange(counters=counters)
+
+
+def client_address_of(meta: Mapping[str, Any]) -> str:
+    """The client's address, from a request's META. Behind `CDP_TRUSTED_PROXIES` reverse
+    proxies (each appending to X-Forwarded-For), the address the outermost trusted proxy
+    saw; the entries before it are the client's own claims and are not trusted."""
+    proxies = settings.CDP_TRUSTED_PROXIES
+    if proxies > 0:
+        forwarded = [a.strip() for a in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return meta.get("REMOTE_ADDR", "") or "unknown"

@@ -223,6 +223,11 @@ def _rate_limits(value: str) -> list[tuple[int, int]]:
 CDP_INGEST_RATE_LIMITS = _rate_limits(
     env.str("CDP_INGEST_RATE_LIMITS", default="50/1,1000/60,5000/300,50000/3600,400000/86400")
 )
+# Tokens the database refused (unknown, revoked, inactive), per client address: past
+# this, a token a worker has not seen answers 429 before any query.
+CDP_REFUSED_TOKEN_RATE_LIMITS = _rate_limits(
+    env.str("CDP_REFUSED_TOKEN_RATE_LIMITS", default="30/60,300/3600")
+)
 CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
 # How long an ingest request's Idempotency-Key and its stored answer are kept after first use.
 CDP_IDEMPOTENCY_KEY_TTL_SECONDS = env.int("CDP_IDEMPOTENCY_KEY_TTL_SECONDS", default=86400)

@@ -9,6 +9,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from cdp.gate import Admission, api_request_admit
+from cdp.ratelimit import client_address_of
 from ingestion.rate_limits import SCOPE, SCOPE_LABEL, api_key_windows
 
 
@@ -36,6 +37,7 @@ def request_admit(meta: dict[str, Any]) -> Admission:
         scope=SCOPE,
         windows=api_key_windows(),
         scope_label=SCOPE_LABEL,
+        client_address=client_address_of(meta),
     )
 
 

@@ -24,6 +24,7 @@ from cdp import services
 from cdp.errors import MissingInfo, Unauthorized
 from cdp.ratelimit import (
     Window,
+    client_address_of,
     rate_limit_refusal,
     window_counters,
     window_now,
@@ -57,16 +58,7 @@ def _epoch_ms(moment: Any) -> int:
 
 
 def client_address(request: Request) -> str:
-    """The client's address. Behind `CDP_TRUSTED_PROXIES` reverse proxies (each appending
-    to X-Forwarded-For), the address the outermost trusted proxy saw; the entries before it
-    are the client's own claims and are not trusted."""
-    proxies = settings.CDP_TRUSTED_PROXIES
-    if proxies > 0:
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [a for a in forwarded if a]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    return client_address_of(request.META)
 
 
 def _failure_counters(

@@ -124,3 +124,37 @@ def test_a_refused_token_is_refused_again_without_a_query(client, tenant_a):
     assert first.status_code == again.status_code == 401
     assert again.json()["message"] == "Invalid token or API key"
     assert captured.captured_queries == []
+
+
+def test_refused_tokens_are_limited_per_client_address(client, tenant_a, tenant_b, settings):
+    """Past the window of refused tokens from one address, tokens a worker has not seen
+    answer 429 before any query; other addresses and known tokens are not affected."""
+    from cdp import gate
+
+    settings.CDP_REFUSED_TOKEN_RATE_LIMITS = [(3, 3600)]
+    token_b = authenticate(client, tenant_b)
+    gate._known.clear()
+
+    def send(token, tenant, address):
+        return client.post(
+            INGEST,
+            {"objectType": "custom-model", "source": "CRM", "entries": [{"refId": "x"}]},
+            format="json",
+            HTTP_TOKEN=token,
+            HTTP_API_KEY=tenant.raw_key,
+            REMOTE_ADDR=address,
+        )
+
+    refused = [send(f"guess-{i}", tenant_a, "198.51.100.7") for i in range(3)]
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    with CaptureQueriesContext(connection) as captured:
+        limited = send("guess-4", tenant_a, "198.51.100.7")
+
+    assert limited.status_code == 429
+    assert limited.json()["message"] == "Rate limit exceeded: 3 requests per hour of refused tokens"
+    assert limited["Retry-After"]
+    assert captured.captured_queries == []
+    # A valid token from another address gets in, and is not counted as refused.
+    admitted = send(token_b, tenant_b, "198.51.100.8")
+    assert (admitted.status_code, admitted.json()["errorCode"]) == (400, "INVALID_ENTRIES")
+    assert send("guess-5", tenant_a, "198.51.100.8").status_code == 401
