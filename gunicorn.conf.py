@@ -32,6 +32,9 @@ header_map = "dangerous"
 
 timeout = 30
 graceful_timeout = 30
+# The longest request line gunicorn takes (its maximum); longer ones get its own 414 page,
+# documented in the OpenAPI document.
+limit_request_line = 8190
 # Recycle workers now and then, so that no slow growth of memory lasts.
 max_requests = 20000
 max_requests_jitter = 2000

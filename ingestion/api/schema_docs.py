@@ -258,6 +258,15 @@ _AUTH_ERRORS = {
     ),
 }
 
+# What the HTTP server itself answers, before the application (gunicorn.conf.py's
+# limit_request_line): a page of its own, not the API's error body.
+_SERVER_REFUSALS = {
+    414: OpenApiResponse(
+        description="URI Too Long: the request line (path and query) is over the server's "
+        "limit of 8,190 bytes; answered by the HTTP server itself, as a short HTML page"
+    ),
+}
+
 # Every operation, the Authentication API's too (cdp/api/authentication.py).
 _UNAVAILABLE = {
     503: _error(
@@ -329,6 +338,7 @@ INGEST = {
         ),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
+        **_SERVER_REFUSALS,
         413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
         422: _error(
             "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different request`"
@@ -379,6 +389,7 @@ RECORD = {
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
+        **_SERVER_REFUSALS,
     },
 }
 
@@ -421,6 +432,7 @@ RECORD_HISTORY = {
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
+        **_SERVER_REFUSALS,
     },
 }
 
@@ -448,5 +460,6 @@ USER_EVENTS = {
         400: _error("MISSING_INFO: `Invalid value of: <parameters>`"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
+        **_SERVER_REFUSALS,
     },
 }
