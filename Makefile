@@ -8,7 +8,7 @@ DEMO_FILE ?= examples/demo-tenant.json
 
 export DEBUG ?= true
 
-.PHONY: run serve test lint format install demo bench clean
+.PHONY: run serve test lint format install demo bench fault clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -47,6 +47,11 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # Needs PostgreSQL and Redis running (see docs/performance.md). BENCH_ARGS="--scaling --plot …"
+# Kill a scratch PostgreSQL, then a scratch Redis, under ingest load (never the shared
+# ones); prints what clients saw and fails if an acknowledged entry was lost. As root.
+fault: install
+	$(PY) bench/fault.py $(FAULT_ARGS)
+
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/ingest_bench.py $(BENCH_ARGS)
