@@ -16,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 
@@ -31,7 +30,7 @@ from cdp.ratelimit import (
     windows_from_setting,
 )
 from cdp.schema_cache import schema_version, schema_version_key
-from cdp.shared_store import Put, shared_store
+from cdp.shared_store import Put, SharedStore, shared_store
 from cdp.token_cache import (
     INVALID_ENTRY,
     VerifiedToken,
@@ -96,7 +95,7 @@ REFUSED_LABEL = "of refused tokens"
 
 
 def _first_sight(
-    store: Any, token_digest: str, client_address: str
+    store: SharedStore, token_digest: str, client_address: str
 ) -> tuple[VerifiedToken, Put | None]:
     """A token this worker has not seen: its entry (or the database), with the client
     address's window of refused tokens counted in the same round trip, first, and

@@ -213,6 +213,19 @@ def records_apply(
 # The answer, the log row and the callback row.
 
 
+def _with_rejected(
+    results: list[dict[str, Any]], rejected: Sequence[RejectedEntry]
+) -> list[dict[str, Any]]:
+    """The stored entries' results with the rejected ones' (status 101), in entry order."""
+    if rejected:
+        results += [
+            {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
+            for r in rejected
+        ]
+        results.sort(key=itemgetter("index"))
+    return results
+
+
 def _results(
     changes: Sequence[RecordChange],
     rejected: Sequence[RejectedEntry],
@@ -232,13 +245,7 @@ def _results(
         event_id = event_ids.get(result["index"])
         if event_id is not None:
             result["eventId"] = event_id
-    if rejected:
-        results += [
-            {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
-            for r in rejected
-        ]
-        results.sort(key=itemgetter("index"))
-    return results
+    return _with_rejected(results, rejected)
 
 
 def field_changes(change: RecordChange) -> dict[str, dict[str, Any]]:
@@ -284,13 +291,7 @@ def _dry_results(
         if c.index in events:
             result["event"] = events[c.index]
         results.append(result)
-    if rejected:
-        results += [
-            {"index": r.index, "refId": r.key, "status": 101, "errorMessage": r.message}
-            for r in rejected
-        ]
-        results.sort(key=itemgetter("index"))
-    return results
+    return _with_rejected(results, rejected)
 
 
 def _would_be_events(

@@ -57,17 +57,13 @@ def _epoch_ms(moment: Any) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def client_address(request: Request) -> str:
-    return client_address_of(request.META)
-
-
 def _failure_counters(
     username: str, request: Request, windows: Sequence[Window], now: float
 ) -> tuple[list[Counter], list[Counter]]:
     """The failed-attempt counters of this attempt: per (username, client address), and
     per client address. The username is hashed: personal data need not sit in the cache
     in clear."""
-    address = client_address(request)
+    address = client_address_of(request.META)
     user = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
     return (
         window_counters(
@@ -75,10 +71,6 @@ def _failure_counters(
         ),
         window_counters(scope=f"{AUTHEN_SCOPE}:addr", ident=address, windows=windows, now=now),
     )
-
-
-def _full(counts: Sequence[int], windows: Sequence[Window]) -> bool:
-    return any(count > window.limit for count, window in zip(counts, windows, strict=True))
 
 
 # Every refusal's body (the shape of cdp/errors.py).
@@ -193,17 +185,21 @@ class AuthenticationView(APIView):
         store = shared_store()
         _values, counts = store.exchange(counters=[*per_user, *per_address])
         user_counts, address_counts = counts[: len(per_user)], counts[len(per_user) :]
-        counted = [c.key for c in (*per_user, *per_address)]
-        refusal = rate_limit_refusal(
-            counts=address_counts,
-            counters=[*per_user, *per_address],
-            windows=windows,
-            now=now,
-            scope_label="of failed attempts",
-        )
-        if refusal is not None:  # (this attempt is no longer counted)
-            raise refusal
+        counters = [*per_user, *per_address]
 
+        def refusal_of(window_counts: Sequence[int]) -> None:
+            """429 for the first full window; the attempt is then no longer counted."""
+            refusal = rate_limit_refusal(
+                counts=window_counts,
+                counters=counters,
+                windows=windows,
+                now=now,
+                scope_label="of failed attempts",
+            )
+            if refusal is not None:
+                raise refusal
+
+        refusal_of(address_counts)
         # No stored username, key or group key holds U+0000, which PostgreSQL cannot even
         # compare: a credential with one is a wrong combination, answered (and counted)
         # like any other, without a query.
@@ -215,18 +211,9 @@ class AuthenticationView(APIView):
             )
         )
         if key is None:
-            if _full(user_counts, windows):
-                refusal = rate_limit_refusal(
-                    counts=user_counts,
-                    counters=[*per_user, *per_address],
-                    windows=windows,
-                    now=now,
-                    scope_label="of failed attempts",
-                )
-                assert refusal is not None
-                raise refusal
+            refusal_of(user_counts)
             raise Unauthorized("Invalid credentials")
-        store.decrement(counted)  # a success is no failed attempt
+        store.decrement([c.key for c in counters])  # a success is no failed attempt
 
         token, raw_token = services.token_issue(api_key=key)
         return Response(

@@ -169,28 +169,8 @@ class RecordHistoryResponseBody(serializers.Serializer):
     next = serializers.CharField(allow_null=True, help_text="Pass back as cursor=")
 
 
-class UserEventBody(serializers.Serializer):
+class UserEventBody(WouldBeEvent):
     eventId = serializers.CharField()
-    jeConfigId = serializers.CharField(allow_null=True)
-    jeEventKey = serializers.CharField(allow_null=True)
-    source = serializers.CharField()
-    sourceId = serializers.CharField()
-    condition = serializers.CharField()
-    channel = serializers.CharField()
-    eventCtg = serializers.CharField()
-    eventCtg2 = serializers.CharField()
-    eventCtg3 = serializers.CharField()
-    eventName = serializers.CharField()
-    eventAt = serializers.IntegerField(help_text="epoch ms")
-    value = serializers.FloatField(allow_null=True)
-    eventLabels = serializers.ListField(child=serializers.CharField())
-    eventLabel2s = serializers.ListField(child=serializers.CharField())
-    eventLabel3s = serializers.ListField(child=serializers.CharField())
-    customerId = serializers.CharField()
-    email = serializers.CharField()
-    phone = serializers.CharField()
-    note = serializers.CharField()
-    properties = serializers.DictField()
     requestId = serializers.CharField()
 
 

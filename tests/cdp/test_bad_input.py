@@ -3,21 +3,18 @@ error body (4xx), never a 500 or Django's HTML page, on SQLite and PostgreSQL al
 
 from __future__ import annotations
 
-import io
 import json
-import re
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.test import Client, RequestFactory
+from django.test import Client
 
 from cdp import ratelimit
 from cdp.models import AuthToken
-from tests.contract import ERROR_KEYS
+from tests.raw_requests import chunked_post, error_of
 
 URL = "/api/accounts/authen"
-REQUEST_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 # Django's default DATA_UPLOAD_MAX_MEMORY_SIZE: the Authentication API's body limit.
 DJANGO_LIMIT = 2_621_440
 
@@ -31,49 +28,6 @@ def credentials(tenant, **overrides: Any) -> dict[str, Any]:
 def post(body: bytes | str, **extra: Any):
     client = Client(raise_request_exception=False)
     return client.post(URL, data=body, content_type="application/json", **extra)
-
-
-class Answer:
-    """A response read back from the handler directly (not through Client.request)."""
-
-    def __init__(self, response) -> None:
-        self.response = response
-        self.status_code = response.status_code
-
-    def json(self) -> Any:
-        return json.loads(self.response.content)
-
-    def __getitem__(self, header: str) -> str:
-        return self.response[header]
-
-
-def chunked_post(path: str, body: bytes, *, content_type: str = "application/json", **headers):
-    """`body` as gunicorn hands a `Transfer-Encoding: chunked` request to the application:
-    no CONTENT_LENGTH, `wsgi.input` the de-chunked body (read up to its end) and
-    `wsgi.input_terminated` set (the WSGI environ built by hand, then run through the test
-    client's handler)."""
-    environ = RequestFactory().generic("POST", path, headers=headers).environ
-    assert "CONTENT_LENGTH" not in environ
-    environ.update(
-        {
-            "CONTENT_TYPE": content_type,
-            "HTTP_TRANSFER_ENCODING": "chunked",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.input_terminated": True,
-        }
-    )
-    return Answer(Client(raise_request_exception=False).handler(environ))
-
-
-def error_of(response, status: int, error_code: str) -> dict[str, Any]:
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    assert response.status_code == status, body
-    assert set(body) == ERROR_KEYS, body
-    assert (body["success"], body["errorCode"]) == (False, error_code), body
-    assert REQUEST_ID_RE.match(response["X-Request-Id"])
-    assert body["requestId"] == response["X-Request-Id"]
-    return body
 
 
 def assert_invalid_credentials(response) -> None:

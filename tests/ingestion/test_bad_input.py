@@ -13,7 +13,6 @@ import http.client
 import io
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -30,11 +29,10 @@ from django.test import Client, RequestFactory
 
 from cdp.models import EntityRecord
 from ingestion.models import IngestionRequest
-from tests.contract import ERROR_KEYS
+from tests.raw_requests import Answer, chunked_post, error_of
 
 URL = "/dhub-i/api/v1.0/ingest"
 AUTHEN_URL = "/api/accounts/authen"
-REQUEST_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 MIB = 1024 * 1024
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -62,50 +60,6 @@ def post(tenant, token: str, body: bytes | str, **extra: Any):
     return client.post(
         URL, data=body, content_type="application/json", headers=auth(tenant, token), **extra
     )
-
-
-class Answer:
-    """A response read back from the handler directly (not through Client.request)."""
-
-    def __init__(self, response) -> None:
-        self.response = response
-        self.status_code = response.status_code
-
-    def json(self) -> Any:
-        return json.loads(self.response.content)
-
-    def __getitem__(self, header: str) -> str:
-        return self.response[header]
-
-
-def chunked_post(path: str, body: bytes, *, terminated: bool = True, **headers: str) -> Answer:
-    """`body` as gunicorn hands a `Transfer-Encoding: chunked` request to the application:
-    no CONTENT_LENGTH, `wsgi.input` the de-chunked body (read up to its end) and
-    `wsgi.input_terminated` set (the WSGI environ built by hand, then run through the test
-    client's handler)."""
-    environ = RequestFactory().generic("POST", path, headers=headers).environ
-    assert "CONTENT_LENGTH" not in environ
-    environ.update(
-        {
-            "CONTENT_TYPE": "application/json",
-            "HTTP_TRANSFER_ENCODING": "chunked",
-            "wsgi.input": io.BytesIO(body),
-        }
-    )
-    if terminated:
-        environ["wsgi.input_terminated"] = True
-    return Answer(Client(raise_request_exception=False).handler(environ))
-
-
-def error_of(response, status: int, error_code: str) -> dict[str, Any]:
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    assert response.status_code == status, body
-    assert set(body) == ERROR_KEYS, body
-    assert (body["success"], body["errorCode"]) == (False, error_code), body
-    assert REQUEST_ID_RE.match(response["X-Request-Id"])
-    assert body["requestId"] == response["X-Request-Id"]
-    return body
 
 
 # --- 1. bodies over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) ------------------------
