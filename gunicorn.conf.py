@@ -2,7 +2,7 @@
 `gunicorn -c gunicorn.conf.py`, so the server's settings live here, in the repository.
 
 Read from the environment: HOST and PORT (127.0.0.1:8000), WEB_CONCURRENCY (worker
-processes; default one per core), WEB_THREADS (threads per worker; default 8),
+processes; default one per core), WEB_THREADS (application threads per worker; default 8),
 GUNICORN_ACCESS_LOG (a path, or "-" for stderr; off by default: every ingest request
 already writes its `cdp.ingest` line). Django's settings come from the environment as
 usual (DATABASE_URL, CACHE_URL, SECRET_KEY, ...).
@@ -10,31 +10,25 @@ usual (DATABASE_URL, CACHE_URL, SECRET_KEY, ...).
 
 import os
 
-wsgi_app = "cdp.wsgi:application"
+wsgi_app = "cdp.asgi:application"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
-# Threaded workers: one process per core, each serving several connections, so that a
-# request waiting on the database or a client leaves the core to another; connections are
-# kept alive between requests, as integrators' HTTP clients keep them (a sync worker
-# closes every connection, and waits for the client to close its side, per request:
-# docs/performance.md measures both). Each thread holds its own database connection.
+# uvicorn workers (cdp/server_worker.py), one process per core: each reads every
+# connection on its event loop and hands a request to one of its WEB_THREADS application
+# threads (read by cdp/asgi.py) only once the request has arrived whole (cdp/asgi.py), so clients that trickle
+# their bodies hold sockets, never threads; a body that does not arrive within
+# CDP_REQUEST_BODY_TIMEOUT gets a JSON 408. Threads let a process serve another request
+# while one waits on the database; each holds its own database connection. Connections
+# are kept alive between requests, as integrators' HTTP clients keep them.
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", 8))
+worker_class = "cdp.server_worker.Worker"
 keepalive = 5
 # Django is imported once, before the workers fork (faster start, shared memory); no
 # connection is opened at import, so none is shared across the fork.
 preload_app = True
 
-# PangoCDP clients authenticate with an `API_KEY` header (an underscore): gunicorn drops
-# such headers unless told otherwise (docs/deploy.md, "--header-map dangerous").
-header_map = "dangerous"
-
 timeout = 30
 graceful_timeout = 30
-# The longest request line gunicorn takes (its maximum); longer ones get its own 414 page,
-# documented in the OpenAPI document.
-limit_request_line = 8190
 # Recycle workers now and then, so that no slow growth of memory lasts.
 max_requests = 20000
 max_requests_jitter = 2000

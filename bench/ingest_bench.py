@@ -250,8 +250,8 @@ class Server:
         env = {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         env["WEB_CONCURRENCY"] = str(self.workers)
         command = [gunicorn, "-c", str(ROOT / "gunicorn.conf.py")]
-        if self.threads == 0:
-            command += ["--worker-class", "sync"]
+        if self.threads == 0:  # gunicorn's sync workers, on the WSGI application
+            command += ["--worker-class", "sync", "cdp.wsgi:application"]
         else:
             env["WEB_THREADS"] = str(self.threads)
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
@@ -346,15 +346,16 @@ class KeepAlive:
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
-        fields = dict(line.split(b": ", 1) for line in lines[1:])
-        length = int(fields[b"Content-Length"])
+        # Field names are case-insensitive (uvicorn sends them lower-cased).
+        fields = {k.lower(): v for k, v in (line.split(b": ", 1) for line in lines[1:])}
+        length = int(fields[b"content-length"])
         while len(rest) < length:
             chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionError("closed")
             rest += chunk
         self.local.buffer = rest[length:]
-        if fields.get(b"Connection", b"").lower() == b"close":
+        if fields.get(b"connection", b"").lower() == b"close":
             sock.close()
             self.local.sock = None
         return int(lines[0][9:12]), rest[:length]

@@ -1,6 +1,145 @@
+"""The application as the production server runs it: the WSGI application (cdp/wsgi.py)
+on a pool of threads, behind a guard that reads each request's body on the event loop.
+
+gunicorn (gunicorn.conf.py) runs uvicorn workers: one event loop per process holds every
+connection, and a request reaches a thread of the pool (a2wsgi's bridge) only once it has
+arrived whole, so a client that trickles its body holds a socket, never a thread. The
+threads are the ones gthread workers had: each keeps its database connection between
+requests. `RequestGuard` is the part that reads and bounds:
+
+- the body is read in full within `CDP_REQUEST_BODY_TIMEOUT` seconds of the headers; a
+  client that trickles it, or declares a Content-Length it never sends, gets a JSON 408
+  `REQUEST_TIMEOUT` and the connection is closed;
+- no body over `CDP_REQUEST_MAX_BODY_BYTES` is held in memory: a JSON 413
+  `PAYLOAD_TOO_LARGE` (the ingest and authen endpoints keep their own, smaller limits,
+  which they answer themselves); a chunked body, once whole, is handed over with its
+  length;
+- header names with an underscore are dropped, except `API_KEY`, the Data Ingestion
+  API's own spelling. WSGI maps `X_Forwarded_For` and `X-Forwarded-For` onto one key, so
+  a client could otherwise pose as the proxy that vouches for the second; the two
+  spellings of `API_KEY` name the same credential, so nothing can be spoofed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
 import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from django.core.asgi import get_asgi_application
-
+# The settings of make serve and of the systemd unit, unless the environment names others.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-application = get_asgi_application()
+
+import orjson
+from a2wsgi import WSGIMiddleware
+from django.conf import settings
+
+from cdp.errors import ApiError, PayloadTooLarge, RequestTimeout, error_body
+from cdp.wsgi import application as wsgi_application
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestGuard:
+    def __init__(self, app: App, *, body_timeout: float, max_body_bytes: int) -> None:
+        self.app = app
+        self.body_timeout = body_timeout
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = {**scope, "headers": _trusted_headers(scope["headers"])}
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read_body(receive)
+        except TimeoutError:
+            seconds = f"{self.body_timeout:g}"
+            await _refuse(
+                send, RequestTimeout(f"The request body did not arrive within {seconds} seconds")
+            )
+            return
+        except _TooLarge:
+            await _refuse(
+                send, PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")
+            )
+            return
+        if body is None:  # the client went away before its body arrived
+            return
+        if body and not any(name == b"content-length" for name, _ in scope["headers"]):
+            # A chunked body, now whole: the application reads it by its length.
+            scope["headers"] = [*scope["headers"], (b"content-length", b"%d" % len(body))]
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _trusted_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Every header whose name has no underscore, and `API_KEY`."""
+    if not any(b"_" in name for name, _ in headers):
+        return headers
+    return [(name, value) for name, value in headers if b"_" not in name or name == b"api_key"]
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body as one message, then the server's own messages (Django listens for the
+    client's disconnect while the view runs)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(send: Send, error: ApiError) -> None:
+    """What the guard answers itself, in the APIs' error shape; the connection closes."""
+    request_id = uuid.uuid4().hex
+    body = orjson.dumps(error_body(error, request_id))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# WEB_THREADS: threads per worker process (gunicorn.conf.py), each with its own database
+# connection.
+application = RequestGuard(
+    WSGIMiddleware(wsgi_application, workers=int(os.environ.get("WEB_THREADS", 8))),
+    body_timeout=settings.CDP_REQUEST_BODY_TIMEOUT,
+    max_body_bytes=settings.CDP_REQUEST_MAX_BODY_BYTES,
+)

@@ -87,6 +87,14 @@ class PayloadTooLarge(ApiError):
     error_code = "PAYLOAD_TOO_LARGE"
 
 
+class RequestTimeout(ApiError):
+    """The body did not arrive in time: answered by the production server's guard
+    (cdp/asgi.py), before any view."""
+
+    status = 408
+    error_code = "REQUEST_TIMEOUT"
+
+
 class InvalidJson(ApiError):
     status = 400
     error_code = "INVALID_JSON"

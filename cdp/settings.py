@@ -204,6 +204,11 @@ CDP_AUTHEN_RATE_LIMITS = [
 
 CDP_INGEST_MAX_BODY_BYTES = env.int("CDP_INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 CDP_INGEST_MAX_ENTRIES = env.int("CDP_INGEST_MAX_ENTRIES", default=50)
+# The production server (cdp/asgi.py) reads each request body whole before the application
+# sees it: within this many seconds of the headers (else a JSON 408), and never more than
+# this many bytes (else a JSON 413). The endpoints' own limits above are smaller.
+CDP_REQUEST_BODY_TIMEOUT = env.float("CDP_REQUEST_BODY_TIMEOUT", default=10.0)
+CDP_REQUEST_MAX_BODY_BYTES = env.int("CDP_REQUEST_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 
 
 def _rate_limits(value: str) -> list[tuple[int, int]]:

@@ -122,6 +122,12 @@ class AuthenticationView(APIView):
                 _ERROR_BODY,
                 description="UNAUTHORIZED: `Invalid credentials`, any wrong combination",
             ),
+            408: OpenApiResponse(
+                _ERROR_BODY,
+                description="REQUEST_TIMEOUT: the body did not arrive within "
+                "CDP_REQUEST_BODY_TIMEOUT seconds of the headers (answered by the production "
+                "server's guard); the connection is closed",
+            ),
             413: OpenApiResponse(
                 _ERROR_BODY, description="PAYLOAD_TOO_LARGE: the body is over the server's limit"
             ),

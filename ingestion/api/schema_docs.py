@@ -238,12 +238,12 @@ _AUTH_ERRORS = {
     ),
 }
 
-# What the HTTP server itself answers, before the application (gunicorn.conf.py's
-# limit_request_line): a page of its own, not the API's error body.
-_SERVER_REFUSALS = {
-    414: OpenApiResponse(
-        description="URI Too Long: the request line (path and query) is over the server's "
-        "limit of 8,190 bytes; answered by the HTTP server itself, as a short HTML page"
+# What the production server's guard answers before the application (cdp/asgi.py), in
+# the API's error shape, to a request whose body does not arrive in time.
+BODY_TIMEOUT = {
+    408: _error(
+        "REQUEST_TIMEOUT: the body did not arrive within CDP_REQUEST_BODY_TIMEOUT seconds "
+        "(10 by default) of the headers; the connection is closed"
     ),
 }
 
@@ -318,7 +318,7 @@ INGEST = {
         ),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
-        **_SERVER_REFUSALS,
+        **BODY_TIMEOUT,
         413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
         422: _error(
             "IDEMPOTENCY_KEY_REUSED: `Idempotency-Key was already used with a different request`"
@@ -369,7 +369,6 @@ RECORD = {
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
-        **_SERVER_REFUSALS,
     },
 }
 
@@ -412,7 +411,6 @@ RECORD_HISTORY = {
         404: _error("NOT_FOUND: the organization has no such record"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
-        **_SERVER_REFUSALS,
     },
 }
 
@@ -440,6 +438,5 @@ USER_EVENTS = {
         400: _error("MISSING_INFO: `Invalid value of: <parameters>`"),
         **_AUTH_ERRORS,
         **_UNAVAILABLE,
-        **_SERVER_REFUSALS,
     },
 }

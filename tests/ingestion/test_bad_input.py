@@ -4,37 +4,31 @@ some clients do (`Transfer-Encoding: chunked`): each bad body gets the API's JSO
 the same answer on SQLite and PostgreSQL.
 
 The chunked requests go through the test client with the WSGI environ gunicorn builds,
-and through a real gunicorn (the repository's gunicorn.conf.py) on 127.0.0.1, over a raw
-socket."""
+and through the production server (the repository's gunicorn.conf.py) on 127.0.0.1, over
+a raw socket."""
 
 from __future__ import annotations
 
 import http.client
 import io
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client, RequestFactory
 
 from cdp.models import EntityRecord
 from ingestion.models import IngestionRequest
 from tests.raw_requests import Answer, chunked_post, error_of
+from tests.served import Server, served
 
 URL = "/dhub-i/api/v1.0/ingest"
 AUTHEN_URL = "/api/accounts/authen"
 MIB = 1024 * 1024
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def auth(tenant, token: str) -> dict[str, str]:
@@ -289,80 +283,11 @@ def test_a_json_number_beyond_a_double_refuses_the_body(api_a):
 # --- a real gunicorn, raw-socket chunked requests ---------------------------------------
 
 
-@dataclass
-class Server:
-    host: str
-    port: int
-    process: subprocess.Popen
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _database_url() -> str:
-    """The test database, as DATABASE_URL, for the server process."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or ""
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    at = f"{user}{password}@" if user else ""
-    port = f":{settings['PORT']}" if settings.get("PORT") else ""
-    return f"postgres://{at}{settings.get('HOST') or '127.0.0.1'}{port}/{settings['NAME']}"
-
-
 @pytest.fixture(scope="module")
 def gunicorn_server(django_db_setup) -> Iterator[Server]:
-    """gunicorn as `make serve` runs it (gunicorn.conf.py), one worker, on the test
-    database; stopped (this process only, by its id) after the module's tests."""
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DJANGO_SETTINGS_MODULE": "cdp.settings",
-        "SECRET_KEY": "test-only-secret-key-not-for-any-deployment",
-        "DEBUG": "false",
-        "DATABASE_URL": _database_url(),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "2",
-        "LOG_LEVEL": "ERROR",
-        "CONN_MAX_AGE": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                    probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /healthz within 30 s")
-            time.sleep(0.1)
-        yield Server("127.0.0.1", port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+    """The production server, one worker of two threads, on the test database."""
+    with served(WEB_CONCURRENCY="1", WEB_THREADS="2", CONN_MAX_AGE="0") as server:
+        yield server
 
 
 @dataclass
