@@ -15,11 +15,11 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
 # uvicorn workers (cdp/server_worker.py), one process per core: each reads every
 # connection on its event loop and hands a request to one of its WEB_THREADS application
-# threads (read by cdp/asgi.py) only once the request has arrived whole (cdp/asgi.py), so clients that trickle
-# their bodies hold sockets, never threads; a body that does not arrive within
-# CDP_REQUEST_BODY_TIMEOUT gets a JSON 408. Threads let a process serve another request
-# while one waits on the database; each holds its own database connection. Connections
-# are kept alive between requests, as integrators' HTTP clients keep them.
+# threads only once the request has arrived whole (cdp/asgi.py, which reads WEB_THREADS),
+# so clients that trickle their bodies hold sockets, never threads; a body that does not
+# arrive within CDP_REQUEST_BODY_TIMEOUT gets a JSON 408. Threads let a process serve
+# another request while one waits on the database; each holds its own database
+# connection. Connections are kept alive between requests, as integrators' clients do.
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
 worker_class = "cdp.server_worker.Worker"
 keepalive = 5
