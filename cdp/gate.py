@@ -74,7 +74,9 @@ def _known_ids(token_digest: str) -> tuple[int, int] | None:
         return _known.get(token_digest)
 
 
-def _verify(token_digest: str, entry: bytes | None) -> tuple[VerifiedToken, Put | None]:
+def _verify(
+    token_digest: str, organization_id: int | None, entry: bytes | None
+) -> tuple[VerifiedToken, Put | None]:
     """The token from its cached entry, or from the database (with the write that caches
     it again). Raises TokenInvalid; a token the database refuses is remembered as such
     (the store forgets it with every change to a user or an organization)."""
@@ -83,7 +85,7 @@ def _verify(token_digest: str, entry: bytes | None) -> tuple[VerifiedToken, Put 
     if entry is not None:
         return token_entry_decode(entry), None
     try:
-        verified = services.token_lookup(token_digest=token_digest)
+        verified = services.token_lookup(token_digest=token_digest, organization_id=organization_id)
     except services.TokenInvalid:
         shared_store().exchange(puts=[token_invalid_put(token_digest)])
         raise
@@ -95,7 +97,7 @@ REFUSED_LABEL = "of refused tokens"
 
 
 def _first_sight(
-    store: SharedStore, token_digest: str, client_address: str
+    store: SharedStore, token_digest: str, organization_id: int | None, client_address: str
 ) -> tuple[VerifiedToken, Put | None]:
     """A token this worker has not seen: its entry (or the database), with the client
     address's window of refused tokens counted in the same round trip, first, and
@@ -113,7 +115,7 @@ def _first_sight(
     if refusal is not None:
         raise refusal
     try:
-        verified, put = _verify(token_digest, entry)
+        verified, put = _verify(token_digest, organization_id, entry)
     except services.TokenInvalid:
         raise Unauthorized(INVALID) from None
     store.decrement([c.key for c in counters])  # once per token and worker
@@ -135,12 +137,13 @@ def api_request_admit(
     if not raw_token or not raw_api_key:
         raise Unauthorized(HEADERS_REQUIRED)
     token_digest = keys.digest(raw_token)
+    token_organization = keys.token_organization_id(raw_token)
     store = shared_store()
     verified: VerifiedToken | None = None
     puts: list[Put] = []
     ids = _known_ids(token_digest)
     if ids is None:
-        verified, put = _first_sight(store, token_digest, client_address)
+        verified, put = _first_sight(store, token_digest, token_organization, client_address)
         puts += [put] if put else []
         ids = _remember(token_digest, verified)
 
@@ -154,7 +157,7 @@ def api_request_admit(
 
     try:
         if verified is None:
-            verified, put = _verify(token_digest, values[1])
+            verified, put = _verify(token_digest, token_organization, values[1])
             if put is not None:
                 store.exchange(puts=[put])
         api_key = services.token_check(verified=verified, raw_api_key=raw_api_key)

@@ -17,8 +17,30 @@ def api_key_generate() -> str:
     return secrets.token_hex(20)
 
 
-def token_generate() -> str:
-    return secrets.token_urlsafe(32)
+# A token names its organization in front, `<organization id in base 36>.<random>`, so
+# that it is looked up by (organization, digest): on one shard once the tenant tables are
+# distributed (docs/scale-out.md). Clients treat tokens as opaque; nothing is secret about
+# the prefix, and the digest covers the whole token, so a changed prefix finds nothing.
+TOKEN_RE = re.compile(r"^([0-9a-z]{1,13})\.[A-Za-z0-9_-]{43}\Z")
+
+
+def token_generate(organization_id: int) -> str:
+    return f"{_base36(organization_id)}.{secrets.token_urlsafe(32)}"
+
+
+def token_organization_id(raw: str) -> int | None:
+    """The organization a token names, or None for a string no token has."""
+    match = TOKEN_RE.match(raw)
+    return int(match[1], 36) if match else None
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not number:
+            return digits
 
 
 def digest(raw: str) -> str:

@@ -82,7 +82,12 @@ class ApiKey(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="api_keys"
     )
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="api_keys")
+    # db_constraint=False on every key between tenant tables: on PostgreSQL the database
+    # keeps a tenant-leading one instead, (organization_id, x_id) → (organization_id, id)
+    # (cdp/distribution.py).
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="api_keys", db_constraint=False
+    )
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=8, editable=False)
     digest = models.CharField(max_length=64, editable=False)
@@ -118,9 +123,12 @@ class AuthToken(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="auth_tokens"
     )
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="tokens")
-    # Globally unique: the token is looked up before its tenant is known (docs/decisions.md).
-    digest = models.CharField(max_length=64, unique=True, editable=False)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, related_name="tokens", db_constraint=False
+    )
+    # Unique per organization: a token names its organization (cdp/keys.py), so it is
+    # looked up by (organization, digest), on one shard once distributed.
+    digest = models.CharField(max_length=64, editable=False)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
 
@@ -129,6 +137,11 @@ class AuthToken(models.Model):
         verbose_name_plural = "tokens"
         indexes = [
             models.Index(fields=["organization", "expires_at"], name="authtoken_org_expires"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "digest"], name="authtoken_unique_org_digest"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -210,7 +223,7 @@ class FieldDefinition(models.Model):
         Organization, on_delete=models.CASCADE, related_name="field_definitions"
     )
     data_model = models.ForeignKey(
-        DataModel, on_delete=models.CASCADE, related_name="field_definitions"
+        DataModel, on_delete=models.CASCADE, related_name="field_definitions", db_constraint=False
     )
     name = models.CharField(max_length=40, validators=[validate_custom_field_name])
     label = models.CharField(max_length=100, blank=True)
@@ -248,7 +261,11 @@ class EntityRecord(models.Model):
     # an index on the model alone could only serve deleting a model, which only deleting
     # the organization does; meanwhile it costs every insert and tempts the planner.
     data_model = models.ForeignKey(
-        DataModel, on_delete=models.CASCADE, related_name="records", db_index=False
+        DataModel,
+        on_delete=models.CASCADE,
+        related_name="records",
+        db_index=False,
+        db_constraint=False,
     )
     key = models.CharField(max_length=255)
     cdp_id = models.CharField(max_length=20, default=identifiers.cdp_id_generate, editable=False)

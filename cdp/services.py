@@ -177,7 +177,7 @@ def api_key_authenticate(*, group_key: str, username: str, raw_key: str) -> ApiK
 
 def token_issue(*, api_key: ApiKey) -> tuple[AuthToken, str]:
     """Issue a token for `api_key`; return it with its raw value (only the digest is stored)."""
-    raw = keys.token_generate()
+    raw = keys.token_generate(api_key.organization_id)
     now = timezone.now()
     token = AuthToken.objects.create(
         organization=api_key.organization,
@@ -190,13 +190,16 @@ def token_issue(*, api_key: ApiKey) -> tuple[AuthToken, str]:
     return token, raw
 
 
-def token_lookup(*, token_digest: str) -> VerifiedToken:
-    """The token of this digest from the database, with its key, organization and member;
-    raises TokenInvalid when it is unknown, its key revoked, or its user or organization
-    inactive. One query. Does not check the expiry."""
+def token_lookup(*, token_digest: str, organization_id: int | None) -> VerifiedToken:
+    """The token of this digest in the organization it names (`keys.token_organization_id`),
+    with its key, organization and member; raises TokenInvalid when it is unknown (a
+    string that names no organization, without a query), its key revoked, or its user or
+    organization inactive. One query. Does not check the expiry."""
+    if organization_id is None:
+        raise TokenInvalid
     token = (
         AuthToken.objects.select_related("api_key__organization", "api_key__membership__user")
-        .filter(digest=token_digest)
+        .filter(organization_id=organization_id, digest=token_digest)
         .first()
     )
     if token is None:
@@ -232,7 +235,9 @@ def token_verify(*, raw_token: str, raw_api_key: str) -> ApiKey:
     token_digest = keys.digest(raw_token)
     verified = token_cache_get(token_digest)
     if verified is None:
-        verified = token_lookup(token_digest=token_digest)
+        verified = token_lookup(
+            token_digest=token_digest, organization_id=keys.token_organization_id(raw_token)
+        )
         token_cache_set(token_digest, verified.api_key, verified.expires_at)
     return token_check(verified=verified, raw_api_key=raw_api_key)
 
@@ -249,7 +254,9 @@ def auth_tokens_purge_expired(*, now: datetime | None = None, batch_size: int = 
     for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
         expired = AuthToken.objects.filter(organization_id=organization_id, expires_at__lte=now)
         while ids := list(expired.values_list("pk", flat=True)[:batch_size]):
-            _count, per_model = AuthToken.objects.filter(pk__in=ids).delete()
+            _count, per_model = AuthToken.objects.filter(
+                organization_id=organization_id, pk__in=ids
+            ).delete()
             deleted += per_model.get(AuthToken._meta.label, 0)
     return deleted
 

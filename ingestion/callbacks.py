@@ -37,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from cdp.callback_settings import CallbackTarget, CallbackUrlRefused, callback_target_resolve
@@ -95,8 +95,12 @@ def callback_delivery_retry(
     delivery.next_attempt_at = now
     # A lease left by a worker that died mid-send would hold the retry back until it ends.
     delivery.locked_until, delivery.locked_by = None, ""
-    delivery.save(
-        update_fields=["status", "attempts", "next_attempt_at", "locked_until", "locked_by"]
+    CallbackDelivery.objects.filter(organization=organization, pk=delivery.pk).update(
+        status=delivery.status,
+        attempts=0,
+        next_attempt_at=now,
+        locked_until=None,
+        locked_by="",
     )
     return delivery
 
@@ -141,34 +145,60 @@ def lease_seconds_for(batch_size: int) -> int:
     return batch_size * (settings.CDP_CALLBACK_TIMEOUT_SECONDS + 5) + LEASE_MARGIN_SECONDS
 
 
+def _due(now: datetime) -> QuerySet[CallbackDelivery]:
+    return CallbackDelivery.objects.filter(
+        status=CallbackStatus.PENDING, next_attempt_at__lte=now
+    ).filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+
+
 def callbacks_claim(
     *, now: datetime, batch_size: int, lease_seconds: int, claim_id: str
 ) -> list[CallbackDelivery]:
-    """Lease up to `batch_size` due rows to the claim `claim_id` until now + lease."""
+    """Lease up to `batch_size` due rows to the claim `claim_id` until now + lease: the
+    organizations whose oldest due row is oldest first, one organization per transaction,
+    so that every lock is taken within one organization (one shard once the tables are
+    distributed by organization: docs/scale-out.md)."""
+    waiting = (
+        _due(now)
+        .values("organization_id")
+        .annotate(oldest=Min("next_attempt_at"))
+        .order_by("oldest", "organization_id")
+        .values_list("organization_id", flat=True)
+    )
+    rows: list[CallbackDelivery] = []
+    for organization_id in list(waiting[:batch_size]):
+        rows += _claim_in(organization_id, now, batch_size - len(rows), lease_seconds, claim_id)
+        if len(rows) >= batch_size:
+            break
+    rows.sort(key=lambda row: (row.next_attempt_at, row.pk))
+    return rows
+
+
+def _claim_in(
+    organization_id: int, now: datetime, limit: int, lease_seconds: int, claim_id: str
+) -> list[CallbackDelivery]:
     with transaction.atomic():
-        due = (
-            CallbackDelivery.objects.filter(status=CallbackStatus.PENDING, next_attempt_at__lte=now)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            .order_by("next_attempt_at", "pk")
-        )
+        due = _due(now).filter(organization_id=organization_id).order_by("next_attempt_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
-        rows = list(due[:batch_size])
-        if rows:
-            locked_until = now + timedelta(seconds=lease_seconds)
-            # The lease is taken only where none is held, in one statement: exclusive
-            # even where the select could not lock the rows (no SKIP LOCKED).
-            CallbackDelivery.objects.filter(pk__in=[row.pk for row in rows]).filter(
-                Q(locked_until__isnull=True) | Q(locked_until__lte=now)
-            ).update(locked_until=locked_until, locked_by=claim_id)
-            claimed = set(
-                CallbackDelivery.objects.filter(
-                    pk__in=[row.pk for row in rows], locked_by=claim_id
-                ).values_list("pk", flat=True)
-            )
-            rows = [row for row in rows if row.pk in claimed]
-            for row in rows:
-                row.locked_until, row.locked_by = locked_until, claim_id
+        rows = list(due[:limit])
+        if not rows:
+            return []
+        locked_until = now + timedelta(seconds=lease_seconds)
+        ids = [row.pk for row in rows]
+        # The lease is taken only where none is held, in one statement: exclusive even
+        # where the select could not lock the rows (no SKIP LOCKED).
+        CallbackDelivery.objects.filter(organization_id=organization_id, pk__in=ids).filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+        ).update(locked_until=locked_until, locked_by=claim_id)
+        claimed = set(
+            CallbackDelivery.objects.filter(
+                organization_id=organization_id, pk__in=ids, locked_by=claim_id
+            ).values_list("pk", flat=True)
+        )
+    rows = [row for row in rows if row.pk in claimed]
+    for row in rows:
+        row.locked_until, row.locked_by = locked_until, claim_id
     return rows
 
 
@@ -207,9 +237,15 @@ def callbacks_deliver_due(*, now: datetime | None = None, batch_size: int = 10) 
 
 
 def _release(rows: list[CallbackDelivery], claim_id: str) -> int:
-    return CallbackDelivery.objects.filter(
-        pk__in=[row.pk for row in rows], locked_by=claim_id
-    ).update(locked_until=None, locked_by="")
+    by_organization: dict[int, list[int]] = {}
+    for row in rows:
+        by_organization.setdefault(row.organization_id, []).append(row.pk)
+    return sum(
+        CallbackDelivery.objects.filter(
+            organization_id=organization_id, pk__in=ids, locked_by=claim_id
+        ).update(locked_until=None, locked_by="")
+        for organization_id, ids in by_organization.items()
+    )
 
 
 def _attempt(
@@ -251,7 +287,9 @@ def _record(row: CallbackDelivery, attempt: _Attempt, *, now: datetime) -> str |
         changes.update(status=CallbackStatus.FAILED)
     else:
         changes.update(next_attempt_at=now + callback_backoff(attempts))
-    written = CallbackDelivery.objects.filter(pk=row.pk, locked_by=row.locked_by).update(**changes)
+    written = CallbackDelivery.objects.filter(
+        organization_id=row.organization_id, pk=row.pk, locked_by=row.locked_by
+    ).update(**changes)
     return changes.get("status", CallbackStatus.PENDING) if written else None
 
 
@@ -357,5 +395,7 @@ def callback_deliveries_purge(*, before: datetime, batch_size: int = 5000) -> in
             organization_id=organization_id, status__in=finished, created_at__lt=before
         )
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
-            deleted += CallbackDelivery.objects.filter(pk__in=ids).delete()[0]
+            deleted += CallbackDelivery.objects.filter(
+                organization_id=organization_id, pk__in=ids
+            ).delete()[0]
     return deleted

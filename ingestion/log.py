@@ -84,7 +84,7 @@ def _purge_by_organization(
     for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
         old = model.objects.filter(organization_id=organization_id, created_at__lt=before)
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
-            deleted += model.objects.filter(pk__in=ids).delete()[0]
+            deleted += model.objects.filter(organization_id=organization_id, pk__in=ids).delete()[0]
     return deleted
 
 
@@ -100,9 +100,16 @@ def record_history_purge(*, before: datetime, batch_size: int = 5000) -> int:
 
 def idempotency_keys_purge(*, before: datetime, batch_size: int = 5000) -> int:
     """Delete the Idempotency-Keys, of every organization, that expired before `before`;
-    returns how many. In batches (by the expiry index), so no statement holds many locks."""
+    returns how many. In batches (by the expiry index), so no statement holds many locks;
+    each batch deleted by its tenant-leading keys."""
     deleted = 0
     expired = IdempotencyKey.objects.filter(expires_at__lt=before)
-    while ids := list(expired.values_list("pk", flat=True)[:batch_size]):
-        deleted += IdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+    while rows := list(expired.values_list("organization_id", "pk")[:batch_size]):
+        by_organization: dict[int, list[int]] = {}
+        for organization_id, pk in rows:
+            by_organization.setdefault(organization_id, []).append(pk)
+        for organization_id, ids in by_organization.items():
+            deleted += IdempotencyKey.objects.filter(
+                organization_id=organization_id, pk__in=ids
+            ).delete()[0]
     return deleted

@@ -21,6 +21,9 @@ class IngestionRequest(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        # On PostgreSQL the database keeps tenant-leading keys instead, (organization_id,
+        # api_key_id) and (organization_id, config_id) (cdp/distribution.py).
+        db_constraint=False,
     )
     request_id = models.CharField(max_length=32)
     object_type = models.CharField(max_length=50, blank=True)
@@ -33,6 +36,7 @@ class IngestionRequest(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_constraint=False,
     )
     total = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
@@ -87,7 +91,7 @@ class RecordHistory(models.Model):
         Organization, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     data_model = models.ForeignKey(
-        DataModel, on_delete=models.CASCADE, related_name="+", db_index=False
+        DataModel, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     key = models.CharField(max_length=255)
     request_id = models.CharField(max_length=32)

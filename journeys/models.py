@@ -43,8 +43,13 @@ class JourneyEventConfig(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="journey_event_configs"
     )
+    # db_constraint=False: on PostgreSQL the database keeps the tenant-leading key instead
+    # (cdp/distribution.py).
     data_model = models.ForeignKey(
-        DataModel, on_delete=models.CASCADE, related_name="journey_event_configs"
+        DataModel,
+        on_delete=models.CASCADE,
+        related_name="journey_event_configs",
+        db_constraint=False,
     )
     config_id = models.CharField("ID (jeConfigId)", max_length=80, editable=False)
     event_key = models.CharField("Event Key (jeEventKey)", max_length=25, editable=False)
@@ -114,6 +119,7 @@ class UserEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="events",
         db_index=False,
+        db_constraint=False,  # the database keeps the tenant-leading key instead
     )
     # Where the event comes from, fixed when it is written: True for an entry of objectType
     # `user-event`, False for an event a User Event generated. The de-duplication of

@@ -310,7 +310,9 @@ def test_unknown_token_is_invalid(tenant_a):
     services.token_issue(api_key=tenant_a.api_key)
 
     with pytest.raises(services.TokenInvalid):
-        services.token_verify(raw_token=keys.token_generate(), raw_api_key=tenant_a.raw_key)
+        services.token_verify(
+            raw_token=keys.token_generate(tenant_a.organization.pk), raw_api_key=tenant_a.raw_key
+        )
 
 
 def test_token_of_another_key_of_the_same_organization_is_invalid(tenant_a):
@@ -399,3 +401,26 @@ def test_expired_token_with_the_wrong_key_is_invalid_not_expired(tenant_a, tenan
 
     with pytest.raises(services.TokenInvalid):
         services.token_verify(raw_token=raw, raw_api_key=tenant_b.raw_key)
+
+
+def test_a_token_names_its_organization_and_is_looked_up_there_only(
+    tenant_a, tenant_b, django_assert_num_queries
+):
+    _token, raw = services.token_issue(api_key=tenant_a.api_key)
+    organization_id = tenant_a.organization.pk
+    assert keys.token_organization_id(raw) == organization_id
+    assert services.token_verify(raw_token=raw, raw_api_key=tenant_a.raw_key) == tenant_a.api_key
+
+    # The same random part under B's prefix is another token: unknown in B.
+    _, _, random_part = raw.partition(".")
+    moved = f"{keys.token_generate(tenant_b.organization.pk).partition('.')[0]}.{random_part}"
+    with pytest.raises(services.TokenInvalid):
+        services.token_verify(raw_token=moved, raw_api_key=tenant_b.raw_key)
+    with pytest.raises(services.TokenInvalid):
+        services.token_lookup(
+            token_digest=keys.digest(raw), organization_id=tenant_b.organization.pk
+        )
+
+    # A string that names no organization costs no query.
+    with django_assert_num_queries(0), pytest.raises(services.TokenInvalid):
+        services.token_lookup(token_digest=keys.digest(random_part), organization_id=None)

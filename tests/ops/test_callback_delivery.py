@@ -402,3 +402,34 @@ def test_a_row_leased_meanwhile_is_not_claimed_twice(client, tenant_a, token_a, 
     assert [row.locked_by for row in first] == ["first"]
     assert second == []
     assert deliveries(tenant_a).get().locked_by == "first"
+
+
+def test_a_claim_takes_organizations_oldest_first_and_locks_within_each(
+    client, tenant_a, token_a, tenant_b, token_b
+):
+    """Claims go organization by organization (every lock within one: one shard once
+    distributed), the organization with the oldest due row first; the batch is filled
+    across them and handed back oldest first."""
+    for tenant, token in ((tenant_a, token_a), (tenant_b, token_b)):
+        callback_enable(tenant, "http://127.0.0.1:9/cb")
+        for n in range(3):
+            ingest(client, tenant, token, [member(tenant, f"R-{n}")])
+    now = clock_start()
+    for index, row in enumerate(deliveries(tenant_a).order_by("pk")):
+        deliveries(tenant_a).filter(pk=row.pk).update(
+            next_attempt_at=now - timedelta(seconds=10 - index)
+        )
+    for index, row in enumerate(deliveries(tenant_b).order_by("pk")):
+        deliveries(tenant_b).filter(pk=row.pk).update(
+            next_attempt_at=now - timedelta(seconds=20 - index)
+        )
+
+    rows = callbacks_claim(now=now, batch_size=4, lease_seconds=60, claim_id="c")
+
+    b_ids = list(deliveries(tenant_b).order_by("pk").values_list("pk", flat=True))
+    a_oldest = deliveries(tenant_a).order_by("pk").first()
+    assert [row.pk for row in rows] == [*b_ids, a_oldest.pk]
+    assert deliveries(tenant_b).filter(locked_by="c").count() == 3
+    assert list(deliveries(tenant_a).filter(locked_by="c").values_list("pk", flat=True)) == [
+        a_oldest.pk
+    ]
