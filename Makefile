@@ -23,7 +23,10 @@ demo: install
 	$(PY) manage.py migrate --verbosity 0
 	$(PY) manage.py provision $(DEMO_FILE) --demo --host http://$(HOST):$(PORT)
 
+# One background worker beside the server (callbacks, purges), stopped with it.
 run: demo
+	@$(PY) manage.py run_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # The production server (docs/deploy.md): gunicorn with the repository's gunicorn.conf.py,

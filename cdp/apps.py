@@ -14,3 +14,13 @@ class CdpConfig(AppConfig):
 
         token_cache_connect()
         schema_cache_watch(DataModel, FieldDefinition)
+
+        from datetime import timedelta
+
+        from cdp import tasks
+        from cdp.schedules import schedule_register
+
+        schedule_register(name="purge_tokens", task=tasks.purge_tokens, every=timedelta(days=1))
+        schedule_register(
+            name="prune_task_results", task=tasks.prune_task_results, every=timedelta(hours=1)
+        )

@@ -9,7 +9,8 @@
   them and a query may join them on any shard: the organizations, and the users with the
   tables Django's authentication joins to them.
 - **Local tables**: the coordinator's alone, never joined with a tenant table in a query:
-  Django's bookkeeping, sessions and the Console's admin log, and the sign-in lockouts.
+  Django's bookkeeping, sessions and the Console's admin log, the sign-in lockouts, and
+  the task engine's queue with the schedules.
 
 A new table is one of the three: a tenant table when it holds a tenant's data (it needs an
 `organization_id`, and the rules test then holds it to the rules), else it is named here.
@@ -34,6 +35,10 @@ LOCAL_TABLES = (
     "axes_accessattemptexpiration",
     "axes_accessfailurelog",
     "axes_accesslog",
+    # The task engine's queue and the schedules' rows: read by the workers, which run
+    # against the coordinator; a task names its organization in its arguments.
+    "django_tasks_database_dbtaskresult",
+    "cdp_scheduledrun",
 )
 
 DISTRIBUTION_COLUMN = "organization_id"

@@ -286,3 +286,17 @@ class EntityRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data_model.source_name}/{self.key}"
+
+
+class ScheduledRun(models.Model):
+    """When a recurring task (cdp/schedules.py) is next due; one row per schedule."""
+
+    name = models.CharField(max_length=100, unique=True)
+    next_run_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "scheduled run"
+
+    def __str__(self) -> str:
+        return self.name

@@ -45,7 +45,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "ingestion",
     "journeys",
+    # The task engine (`manage.py run_worker`): Django's Tasks framework, its backport,
+    # with the database backend (docs/decisions.md, "One task engine").
+    "django_tasks",
+    "django_tasks_db",
 ]
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 MIDDLEWARE = [
     "cdp.middleware.RequestIdMiddleware",
@@ -182,6 +188,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # The task engine logs every task's start and end; an outbox drain runs every few
+    # seconds. Its warnings and errors are kept.
+    "loggers": {
+        name: {"level": env.str("TASKS_LOG_LEVEL", default="WARNING")}
+        for name in ("django_tasks", "django_tasks_db")
+    },
 }
 
 # --- cdp ---------------------------------------------------------------------------------
@@ -238,6 +250,8 @@ CDP_MAX_EVENTS_PER_REQUEST = env.int("CDP_MAX_EVENTS_PER_REQUEST", default=200)
 CDP_IDEMPOTENCY_KEY_TTL_SECONDS = env.int("CDP_IDEMPOTENCY_KEY_TTL_SECONDS", default=86400)
 # Record history (models tagged KEEP_HISTORY) older than this many days is purged.
 CDP_RECORD_HISTORY_DAYS = env.int("CDP_RECORD_HISTORY_DAYS", default=90)
+# Ingestion log rows (and finished callbacks) older than this are purged by the worker.
+CDP_INGESTION_LOG_DAYS = env.int("CDP_INGESTION_LOG_DAYS", default=30)
 # The ingest statements are prepared once per database connection. Turn off behind a
 # proxy that pools by transaction (PgBouncer's transaction mode), where the session that
 # prepared them may be another: each request then sends them whole.
@@ -255,5 +269,5 @@ CDP_CALLBACK_MAX_ATTEMPTS = env.int("CDP_CALLBACK_MAX_ATTEMPTS", default=10)
 # Each wait is lengthened by a random share of itself, up to this fraction, so that the
 # callbacks of a partner back from an outage do not all come back in the same second.
 CDP_CALLBACK_BACKOFF_JITTER = env.float("CDP_CALLBACK_BACKOFF_JITTER", default=0.1)
-# How long `deliver_callbacks` sleeps when nothing is due.
+# How often `run_worker` drains the callback outbox (its schedule, cdp/schedules.py).
 CDP_CALLBACK_POLL_SECONDS = env.float("CDP_CALLBACK_POLL_SECONDS", default=2.0)

@@ -4,7 +4,7 @@ Writing: the request's plan holds the callback row (ingestion/plan.py), written 
 ingest transaction with the records it reports (nothing when the organization's callback
 is off).
 
-Delivering (`manage.py deliver_callbacks`): `callbacks_deliver_due` claims due rows with
+Delivering (`manage.py run_worker`, whose `deliver_callbacks` task drains the outbox): `callbacks_deliver_due` claims due rows with
 `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer and no row locks,
 so a plain select is enough there) and, still inside that short transaction, leases them
 by setting `locked_until`. It sends outside the transaction, so no row lock or database

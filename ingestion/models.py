@@ -160,7 +160,7 @@ class CallbackStatus(models.TextChoices):
 class CallbackDelivery(models.Model):
     """The outbox of ingestion callbacks: one row per ingest request that stored or
     rejected entries while the organization's callback was on, written in that request's
-    transaction and sent by `manage.py deliver_callbacks` (ingestion/callbacks.py).
+    transaction and sent by `manage.py run_worker` (ingestion/callbacks.py).
 
     The Console shows `status`, `attempts`, `next_attempt_at`, `last_status_code`,
     `last_error` and `delivered_at`; `body` is the JSON sent, which holds no secret.

@@ -1,0 +1,57 @@
+"""The ingestion app's background tasks, run by `manage.py run_worker` on the task engine
+(django-tasks with its database backend) and scheduled in ingestion/apps.py.
+
+The deliveries themselves are queued in the outbox by the ingest request's own write
+statement, in its transaction (ingestion/writer.py); these tasks drain it: each claims due
+rows with a lease (never two sends of one row at once), sends them and records the
+outcome with its backoff, until nothing is due or its time is up.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_tasks import task
+
+from ingestion.callbacks import callback_deliveries_purge, callbacks_deliver_due
+from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
+
+# A drain stops claiming after this many seconds, so that a busy outbox never keeps a
+# worker from its other tasks; the next run (a second or two later) goes on.
+DRAIN_SECONDS = 20.0
+
+
+@task()
+def deliver_callbacks() -> int:
+    """Send the due ingestion callbacks; how many were delivered."""
+    delivered = 0
+    ends = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < ends:
+        run = callbacks_deliver_due(batch_size=10)
+        delivered += run.delivered
+        if not run.claimed:
+            break
+    return delivered
+
+
+@task()
+def purge_ingestion_logs() -> int:
+    """Delete the log rows, and the finished callbacks, older than CDP_INGESTION_LOG_DAYS."""
+    before = timezone.now() - timedelta(days=settings.CDP_INGESTION_LOG_DAYS)
+    return ingestion_requests_purge(before=before) + callback_deliveries_purge(before=before)
+
+
+@task()
+def purge_idempotency_keys() -> int:
+    """Delete the Idempotency-Keys past their lifetime."""
+    return idempotency_keys_purge(before=timezone.now())
+
+
+@task()
+def purge_record_history() -> int:
+    """Delete the record history entries older than CDP_RECORD_HISTORY_DAYS."""
+    before = timezone.now() - timedelta(days=settings.CDP_RECORD_HISTORY_DAYS)
+    return record_history_purge(before=before)
