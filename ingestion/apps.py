@@ -11,11 +11,19 @@ class IngestionConfig(AppConfig):
         from django.conf import settings
 
         from cdp.schedules import schedule_register
+        from cdp.schema_cache import schema_cache_watch
         from ingestion import tasks
+        from ingestion.models import Destination
+
+        # The ingest plan keeps the enabled destinations with the schema.
+        schema_cache_watch(Destination)
 
         poll = timedelta(seconds=settings.CDP_CALLBACK_POLL_SECONDS)
         schedule_register(
             name="deliver_callbacks", task=tasks.deliver_callbacks, every=poll, drain=True
+        )
+        schedule_register(
+            name="deliver_destinations", task=tasks.deliver_destinations, every=poll, drain=True
         )
         for purge in (
             tasks.purge_ingestion_logs,

@@ -4,16 +4,17 @@ Writing: the request's plan holds the callback row (ingestion/plan.py), written 
 ingest transaction with the records it reports (nothing when the organization's callback
 is off).
 
-Delivering (`manage.py run_worker`, whose `deliver_callbacks` task drains the outbox): `callbacks_deliver_due` claims due rows with
-`SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer and no row locks,
-so a plain select is enough there) and, still inside that short transaction, leases them
-by setting `locked_until`. It sends outside the transaction, so no row lock or database
-connection is held across a slow partner. A row is never sent by two workers at once:
-others skip it until the lease ends, the lease outlasts the whole batch (every send is
-bounded by the timeout, and a worker stops sending when its lease runs short), and the
-result is written only while the row is still leased by the same claim. A worker that
-dies mid-batch leaves its rows to be claimed again when the lease ends: delivery is at
-least once, and partners deduplicate by `X-Request-Id` (docs/callbacks.md).
+Delivering (`manage.py run_worker`, whose `deliver_callbacks` task drains the outbox):
+`callbacks_deliver_due` claims due rows with `SELECT … FOR UPDATE SKIP LOCKED`
+(PostgreSQL; SQLite has one writer and no row locks, so a plain select is enough there)
+and, still inside that short transaction, leases them by setting `locked_until`. It
+sends outside the transaction, so no row lock or database connection is held across a
+slow partner. A row is never sent by two workers at once: others skip it until the lease
+ends, the lease outlasts the whole batch (every send is bounded by the timeout, and a
+worker stops sending when its lease runs short), and the result is written only while
+the row is still leased by the same claim. A worker that dies mid-batch leaves its rows
+to be claimed again when the lease ends: delivery is at least once, and partners
+deduplicate by `X-Request-Id` (docs/callbacks.md).
 
 Every function that depends on time takes `now`, so tests drive the clock.
 """
@@ -121,7 +122,7 @@ class DeliveryRun:
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class Attempt:
     status_code: int | None
     error: str
     final: bool = False  # failed for good, whatever attempts remain
@@ -145,29 +146,58 @@ def lease_seconds_for(batch_size: int) -> int:
     return batch_size * (settings.CDP_CALLBACK_TIMEOUT_SECONDS + 5) + LEASE_MARGIN_SECONDS
 
 
-def _due(now: datetime) -> QuerySet[CallbackDelivery]:
-    return CallbackDelivery.objects.filter(
-        status=CallbackStatus.PENDING, next_attempt_at__lte=now
-    ).filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+# The outboxes (this module's callbacks, ingestion/destinations.py's deliveries) share
+# their machinery: rows with status, attempts, next_attempt_at and a lease
+# (locked_until, locked_by), claimed, sent and recorded the same way.
+Outbox = Any  # CallbackDelivery or DestinationDelivery, the model class
+
+
+def _due(model: Outbox, now: datetime, within: Q) -> QuerySet:
+    return (
+        model.objects.filter(status=CallbackStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .filter(within)
+    )
 
 
 def callbacks_claim(
     *, now: datetime, batch_size: int, lease_seconds: int, claim_id: str
 ) -> list[CallbackDelivery]:
-    """Lease up to `batch_size` due rows to the claim `claim_id` until now + lease: the
-    organizations whose oldest due row is oldest first, one organization per transaction,
-    so that every lock is taken within one organization (one shard once the tables are
-    distributed by organization: docs/scale-out.md)."""
+    """Lease up to `batch_size` due callbacks to the claim `claim_id` (`outbox_claim`)."""
+    return outbox_claim(
+        CallbackDelivery,
+        now=now,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        claim_id=claim_id,
+    )
+
+
+def outbox_claim(
+    model: Outbox,
+    *,
+    now: datetime,
+    batch_size: int,
+    lease_seconds: int,
+    claim_id: str,
+    within: Q | None = None,
+) -> list[Any]:
+    """Lease up to `batch_size` due rows of `model` (those `within` matches) to the claim
+    `claim_id` until now + lease: the organizations whose oldest due row is oldest first,
+    one organization per transaction, so that every lock is taken within one
+    organization (one shard once the tables are distributed: docs/scale-out.md)."""
+    within = within or Q()
     waiting = (
-        _due(now)
+        _due(model, now, within)
         .values("organization_id")
         .annotate(oldest=Min("next_attempt_at"))
         .order_by("oldest", "organization_id")
         .values_list("organization_id", flat=True)
     )
-    rows: list[CallbackDelivery] = []
+    rows: list[Any] = []
     for organization_id in list(waiting[:batch_size]):
-        rows += _claim_in(organization_id, now, batch_size - len(rows), lease_seconds, claim_id)
+        left = batch_size - len(rows)
+        rows += _claim_in(model, within, organization_id, now, left, lease_seconds, claim_id)
         if len(rows) >= batch_size:
             break
     rows.sort(key=lambda row: (row.next_attempt_at, row.pk))
@@ -175,10 +205,20 @@ def callbacks_claim(
 
 
 def _claim_in(
-    organization_id: int, now: datetime, limit: int, lease_seconds: int, claim_id: str
-) -> list[CallbackDelivery]:
+    model: Outbox,
+    within: Q,
+    organization_id: int,
+    now: datetime,
+    limit: int,
+    lease_seconds: int,
+    claim_id: str,
+) -> list[Any]:
     with transaction.atomic():
-        due = _due(now).filter(organization_id=organization_id).order_by("next_attempt_at", "pk")
+        due = (
+            _due(model, now, within)
+            .filter(organization_id=organization_id)
+            .order_by("next_attempt_at", "pk")
+        )
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         rows = list(due[:limit])
@@ -188,11 +228,11 @@ def _claim_in(
         ids = [row.pk for row in rows]
         # The lease is taken only where none is held, in one statement: exclusive even
         # where the select could not lock the rows (no SKIP LOCKED).
-        CallbackDelivery.objects.filter(organization_id=organization_id, pk__in=ids).filter(
+        model.objects.filter(organization_id=organization_id, pk__in=ids).filter(
             Q(locked_until__isnull=True) | Q(locked_until__lte=now)
         ).update(locked_until=locked_until, locked_by=claim_id)
         claimed = set(
-            CallbackDelivery.objects.filter(
+            model.objects.filter(
                 organization_id=organization_id, pk__in=ids, locked_by=claim_id
             ).values_list("pk", flat=True)
         )
@@ -223,10 +263,10 @@ def callbacks_deliver_due(*, now: datetime | None = None, batch_size: int = 10) 
     last_start = time.monotonic() + lease_seconds - LEASE_MARGIN_SECONDS - timeout
     for index, row in enumerate(rows):
         if time.monotonic() > last_start:
-            run.released = _release(rows[index:], claim_id)
+            run.released = outbox_release(CallbackDelivery, rows[index:], claim_id)
             break
         attempt = _attempt(row, organizations[row.organization_id], now=clock(), timeout=timeout)
-        status = _record(row, attempt, now=clock())
+        status = outbox_record(CallbackDelivery, row, attempt, now=clock())
         if status == CallbackStatus.DELIVERED:
             run.delivered += 1
         elif status == CallbackStatus.FAILED:
@@ -236,12 +276,13 @@ def callbacks_deliver_due(*, now: datetime | None = None, batch_size: int = 10) 
     return run
 
 
-def _release(rows: list[CallbackDelivery], claim_id: str) -> int:
+def outbox_release(model: Outbox, rows: list[Any], claim_id: str) -> int:
+    """Give back the leases of `rows` this claim has not used."""
     by_organization: dict[int, list[int]] = {}
     for row in rows:
         by_organization.setdefault(row.organization_id, []).append(row.pk)
     return sum(
-        CallbackDelivery.objects.filter(
+        model.objects.filter(
             organization_id=organization_id, pk__in=ids, locked_by=claim_id
         ).update(locked_until=None, locked_by="")
         for organization_id, ids in by_organization.items()
@@ -250,14 +291,14 @@ def _release(rows: list[CallbackDelivery], claim_id: str) -> int:
 
 def _attempt(
     row: CallbackDelivery, organization: Organization, *, now: datetime, timeout: int
-) -> _Attempt:
+) -> Attempt:
     if not organization.callback_enabled or not organization.callback_url:
-        return _Attempt(None, CALLBACKS_OFF, final=True)
+        return Attempt(None, CALLBACKS_OFF, final=True)
     try:
         # Checked again at every attempt: the host's DNS answer may have changed.
         target = callback_target_resolve(organization.callback_url)
     except CallbackUrlRefused as refused:
-        return _Attempt(None, f"refused: {refused}")
+        return Attempt(None, f"refused: {refused}")
     body = row.body.encode("utf-8")
     headers = callback_headers(
         secret=organization.callback_secret,
@@ -266,10 +307,10 @@ def _attempt(
         body=body,
         now=now,
     )
-    return _post(target, body, headers, timeout)
+    return http_post(target, body, headers, timeout)
 
 
-def _record(row: CallbackDelivery, attempt: _Attempt, *, now: datetime) -> str | None:
+def outbox_record(model: Outbox, row: Any, attempt: Attempt, *, now: datetime) -> str | None:
     """Write the attempt's outcome, if the row is still leased by this claim; returns the
     row's new status, or None when the lease was lost (another worker owns it now)."""
     attempts = row.attempts + 1
@@ -287,7 +328,7 @@ def _record(row: CallbackDelivery, attempt: _Attempt, *, now: datetime) -> str |
         changes.update(status=CallbackStatus.FAILED)
     else:
         changes.update(next_attempt_at=now + callback_backoff(attempts))
-    written = CallbackDelivery.objects.filter(
+    written = model.objects.filter(
         organization_id=row.organization_id, pk=row.pk, locked_by=row.locked_by
     ).update(**changes)
     return changes.get("status", CallbackStatus.PENDING) if written else None
@@ -352,7 +393,9 @@ def _cut_at(deadline: float, conn: http.client.HTTPConnection) -> threading.Time
     return timer
 
 
-def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout: int) -> _Attempt:
+def http_post(
+    target: CallbackTarget, body: bytes, headers: dict[str, str], timeout: int
+) -> Attempt:
     """One POST, done within `timeout` seconds in all (connecting, sending, reading)."""
     deadline = time.monotonic() + timeout
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
@@ -363,24 +406,24 @@ def _post(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout:
         response = conn.getresponse()
         snippet = response.read(RESPONSE_SNIPPET_BYTES)
     except TimeoutError:
-        return _Attempt(None, f"timed out after {timeout} s")
+        return Attempt(None, f"timed out after {timeout} s")
     except ConnectionRefusedError:
-        return _Attempt(None, "connection refused")
+        return Attempt(None, "connection refused")
     except ssl.SSLError as error:
-        return _Attempt(None, f"TLS error: {error.reason or error}")
+        return Attempt(None, f"TLS error: {error.reason or error}")
     except (http.client.HTTPException, OSError) as error:
         if time.monotonic() >= deadline:  # the watchdog cut it
-            return _Attempt(None, f"timed out after {timeout} s")
+            return Attempt(None, f"timed out after {timeout} s")
         if isinstance(error, http.client.HTTPException):
-            return _Attempt(None, f"invalid HTTP response ({type(error).__name__})")
-        return _Attempt(None, f"connection failed: {error.strerror or error}")
+            return Attempt(None, f"invalid HTTP response ({type(error).__name__})")
+        return Attempt(None, f"connection failed: {error.strerror or error}")
     finally:
         watchdog.cancel()
         conn.close()
     if 200 <= response.status < 300:
-        return _Attempt(response.status, "")
+        return Attempt(response.status, "")
     text = " ".join(snippet.decode("utf-8", "replace").split())
-    return _Attempt(
+    return Attempt(
         response.status, f"HTTP {response.status}: {text}" if text else f"HTTP {response.status}"
     )
 

@@ -218,3 +218,92 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"callback {self.request_id} {self.status}"
+
+
+class Destination(models.Model):
+    """A system the organization's user events are pushed to (ingestion/destinations.py):
+    every committed event whose name `events` lists (all when empty) is queued for it in
+    the transaction that stores the event, and POSTed, signed, in batches of at most 100.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="destinations", db_index=False
+    )
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=2000)
+    enabled = models.BooleanField(default=True)
+    events = models.JSONField("event names", default=list, blank=True)
+    # `whsec_<base64 of 24 random bytes>`, shown once at creation (Standard Webhooks).
+    secret = models.CharField(max_length=100, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "destination"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="destination_unique_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DestinationDelivery(models.Model):
+    """One POST to a destination: up to 100 events of one ingest request, in its order.
+    Written by the request's own write statement; sent by `run_worker` with the callback
+    backoff, the same `webhook-id` on every attempt."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # On PostgreSQL the database keeps (organization_id, destination_id) instead.
+    destination = models.ForeignKey(
+        Destination,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
+        db_constraint=False,
+    )
+    webhook_id = models.CharField(max_length=40)
+    request_id = models.CharField(max_length=32)
+    # The events' eventIds, in request order; each is read and rendered at every attempt.
+    event_ids = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=32, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "destination delivery"
+        verbose_name_plural = "destination deliveries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "webhook_id"], name="destinationdelivery_unique_id"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "destination", "status", "-created_at"],
+                name="destdelivery_org_dest_status",
+            ),
+            # As the callback outbox's: workers list the organizations with due rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="destinationdelivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.webhook_id} {self.status}"

@@ -37,6 +37,7 @@ from cdp.identifiers import cdp_ids_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
 from cdp.selectors import LoadedModel, OrganizationModels, organization_models
+from ingestion.destinations import destination_routes
 from ingestion.log import ingest_log_line, ingest_replay_log_line
 from ingestion.payload import (
     IngestPayload,
@@ -256,6 +257,7 @@ def ingest_prepare(
         callback_enabled=organization.callback_enabled,
         api_key_id=api_key.pk if api_key is not None else None,
         api_key_prefix=api_key.prefix if api_key is not None else "",
+        destinations=destination_routes(organization.pk, version=schema_version),
     )
     # A dry run ignores the Idempotency-Key, which is checked before its flag (check 7).
     dry = dry_run if isinstance(dry_run, bool) else is_dry_run(dry_run)

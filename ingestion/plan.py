@@ -22,6 +22,7 @@ import orjson
 
 from cdp.errors import ApiError, InvalidEntries, error_body
 from cdp.schema import USER_EVENT_OBJECT_TYPE
+from ingestion.destinations import DestinationRoute, deliveries_plan
 from ingestion.payload import IngestPayload
 from ingestion.validation import RejectedEntry, ValidEntry
 from journeys.changes import CREATED, UNCHANGED, UPDATED, RecordChange
@@ -134,6 +135,8 @@ class IngestPlan:
     changes: list[RecordChange]
     idempotency: Idempotency | None = None
     history: list[HistoryRow] = field(default_factory=list)
+    # The destinations' delivery rows (ingestion/destinations.py `deliveries_plan`).
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class Caller:
     callback_enabled: bool
     api_key_id: int | None
     api_key_prefix: str
+    # The organization's enabled destinations (ingestion/destinations.py).
+    destinations: tuple[DestinationRoute, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,4 +501,5 @@ def plan_build(
         changes=changes,
         idempotency=idempotency,
         history=history,
+        deliveries=deliveries_plan(caller.destinations, events) if not dry_run else [],
     )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from ingestion.callbacks import callback_deliveries_purge, callbacks_deliver_due
+from ingestion.destinations import destinations_deliver_due
 from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
 
 # A drain stops claiming after this many seconds, so that a busy outbox never keeps a
@@ -31,6 +32,19 @@ def deliver_callbacks() -> int:
     ends = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < ends:
         run = callbacks_deliver_due(batch_size=10)
+        delivered += run.delivered
+        if not run.claimed:
+            break
+    return delivered
+
+
+@task()
+def deliver_destinations() -> int:
+    """Send the due deliveries of enabled destinations; how many were delivered."""
+    delivered = 0
+    ends = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < ends:
+        run = destinations_deliver_due(batch_size=10)
         delivered += run.delivered
         if not run.claimed:
             break

@@ -41,6 +41,7 @@ from cdp.models import EntityRecord
 from ingestion.models import (
     CallbackDelivery,
     CallbackStatus,
+    DestinationDelivery,
     IdempotencyKey,
     IngestionRequest,
     RecordHistory,
@@ -154,7 +155,8 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
     records, events = _table(EntityRecord), _table(UserEvent)
     logs, callbacks = _table(IngestionRequest), _table(CallbackDelivery)
     answers, history = _table(IdempotencyKey), _table(RecordHistory)
-    write = _write_statement(records, events, logs, callbacks, answers, history)
+    deliveries = _table(DestinationDelivery)
+    write = _write_statement(records, events, logs, callbacks, answers, history, deliveries)
     return {
         # Taken before any other lock of the request (one per transaction): the global
         # order stays, so no deadlock.
@@ -276,12 +278,18 @@ STAGING_FROM = 500
 # records' history entries.
 _WRITE_TYPES = (
     "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb,"
-    " text, text, timestamptz, integer, text, jsonb"
+    " text, text, timestamptz, integer, text, jsonb, jsonb"
 )
 
 
 def _write_statement(
-    records: str, events: str, logs: str, callbacks: str, answers: str, history: str
+    records: str,
+    events: str,
+    logs: str,
+    callbacks: str,
+    answers: str,
+    history: str,
+    deliveries: str,
 ) -> str:
     """The write, with `{records_source}` left to fill."""
     event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
@@ -342,6 +350,17 @@ def _write_statement(
                     WITH ORDINALITY AS h(model_id, key, action, changes, n)
                 ORDER BY h.n
                 RETURNING 1
+            ), delivery AS (
+                -- The destinations' deliveries of the request's events (ingestion/
+                -- destinations.py), in the transaction that stores the events.
+                INSERT INTO {deliveries}
+                    (organization_id, destination_id, webhook_id, request_id, event_ids,
+                     status, attempts, next_attempt_at, locked_by, last_error, created_at)
+                SELECT $1, d.destination_id, d.webhook_id, $2, d.event_ids,
+                    '{CallbackStatus.PENDING}', 0, $4, '', '', $4
+                FROM jsonb_to_recordset($15)
+                    AS d(destination_id bigint, webhook_id text, event_ids jsonb)
+                RETURNING 1
             )
             INSERT INTO {logs}
                 (organization_id, request_id, created_at, duration_ms, {", ".join(log_columns)})
@@ -352,7 +371,7 @@ def _write_statement(
             FROM jsonb_to_record($8) AS l({log_defs}),
                 (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
                 (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a,
-                (SELECT count(*) FROM history) AS h"""
+                (SELECT count(*) FROM history) AS h, (SELECT count(*) FROM delivery) AS d"""
 
 
 # The statements each open connection has prepared. A PREPARE outlives a rolled-back
@@ -646,6 +665,7 @@ class PostgresWriter:
             _log_json(plan.log).decode(),
             *_answer_params(plan),
             _json_text(plan.history),
+            _json_text(plan.deliveries),
         ]
         if staged:
             with connection.cursor() as cursor:
@@ -816,6 +836,18 @@ class PortableWriter:
                 created_at=now,
             )
             for h in plan.history
+        )
+        DestinationDelivery.objects.bulk_create(
+            DestinationDelivery(
+                organization_id=organization_id,
+                destination_id=d["destination_id"],
+                webhook_id=d["webhook_id"],
+                request_id=plan.request_id,
+                event_ids=d["event_ids"],
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for d in plan.deliveries
         )
         if plan.idempotency is not None:
             idempotency = plan.idempotency

@@ -139,6 +139,8 @@ def test_the_tenant_tables_are_the_ones_the_docs_name():
         "cdp_fielddefinition",
         "cdp_membership",
         "ingestion_callbackdelivery",
+        "ingestion_destination",
+        "ingestion_destinationdelivery",
         "ingestion_idempotencykey",
         "ingestion_ingestionrequest",
         "ingestion_recordhistory",

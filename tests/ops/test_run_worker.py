@@ -41,6 +41,7 @@ def test_every_schedule_is_registered_with_its_interval():
     every = {s.name: (s.every, s.drain) for s in schedules()}
     assert every == {
         "deliver_callbacks": (timedelta(seconds=2), True),
+        "deliver_destinations": (timedelta(seconds=2), True),
         "prune_task_results": (timedelta(hours=1), False),
         **{name: (timedelta(days=1), False) for name in DAILY},
     }
@@ -48,12 +49,14 @@ def test_every_schedule_is_registered_with_its_interval():
 
 @pytest.mark.django_db
 def test_once_runs_what_is_due_then_only_the_drains():
-    assert run_once() == "Ran 6 tasks.\n"
-    assert ran() == sorted([*DAILY, "deliver_callbacks", "prune_task_results"])
+    assert run_once() == "Ran 7 tasks.\n"
+    assert ran() == sorted(
+        [*DAILY, "deliver_callbacks", "deliver_destinations", "prune_task_results"]
+    )
     due = dict(ScheduledRun.objects.values_list("name", "next_run_at"))
     assert due["purge_tokens"] > timezone.now() + timedelta(hours=23)
 
-    assert run_once() == "Ran 1 task.\n"  # the purges are not due again for a day
+    assert run_once() == "Ran 2 tasks.\n"  # the drains; the purges are not due for a day
     assert ran().count("deliver_callbacks") == 2
     assert ran().count("purge_tokens") == 1
 
@@ -64,11 +67,11 @@ def test_a_due_schedule_is_enqueued_by_one_worker_only():
     first = schedules_enqueue_due(now=now)
     second = schedules_enqueue_due(now=now)  # another worker, the same moment
 
-    assert set(first) == {*DAILY, "deliver_callbacks", "prune_task_results"}
+    assert set(first) == {*DAILY, "deliver_callbacks", "deliver_destinations", "prune_task_results"}
     assert second == []
-    assert DBTaskResult.objects.count() == 6
+    assert DBTaskResult.objects.count() == 7
     later = schedules_enqueue_due(now=now + timedelta(seconds=3))
-    assert later == ["deliver_callbacks"]
+    assert later == ["deliver_callbacks", "deliver_destinations"]
 
 
 @pytest.mark.django_db
