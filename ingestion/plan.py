@@ -501,5 +501,10 @@ def plan_build(
         changes=changes,
         idempotency=idempotency,
         history=history,
-        deliveries=deliveries_plan(caller.destinations, events) if not dry_run else [],
+        # A historical load (initData) reaches no destination, as it fires no User Event.
+        deliveries=(
+            deliveries_plan(caller.destinations, events)
+            if not (dry_run or payload.init_data)
+            else []
+        ),
     )
