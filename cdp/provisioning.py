@@ -50,6 +50,8 @@ from cdp.schema import (
     SYSTEM_MODELS,
     custom_field_pattern,
 )
+from ingestion.destinations import DestinationInvalid, destination_create, destination_update
+from ingestion.models import Destination
 from journeys.models import JourneyEventConfig, Trigger
 from journeys.services import (
     CONFIG_FIELDS,
@@ -61,7 +63,7 @@ Status = Literal["created", "updated", "unchanged"]
 Spec = dict[str, Any]
 
 # Every key each object may hold; anything else is refused, so a typo never passes silently.
-DOCUMENT_KEYS = ("organization", "users", "models", "userEvents")
+DOCUMENT_KEYS = ("organization", "users", "models", "userEvents", "destinations")
 ORGANIZATION_KEYS = ("name", "groupKey", "callback")
 CALLBACK_KEYS = ("url", "enabled")
 USER_KEYS = ("username", "password", "role", "apiKeys")
@@ -70,6 +72,8 @@ MODEL_KEYS = ("name", "objectType", "momCode", "tags", "fields")
 FIELD_KEYS = ("name", "label", "required")
 USER_EVENT_KEYS = ("ref", "model", "trigger", *CONFIG_FIELDS)
 USER_EVENT_REF_MAX = 100
+DESTINATION_KEYS = ("name", "url", "enabled", "events")
+DESTINATION_NAME_MAX = 100
 
 OBJECT_TYPES = (CUSTOM_MODEL_OBJECT_TYPE, *services.SYSTEM_OBJECT_TYPES)
 SYSTEM_MODEL_NAMES = {SYSTEM_MODELS[t].name: t for t in services.SYSTEM_OBJECT_TYPES}
@@ -142,6 +146,14 @@ class UserEventOutcome:
 
 
 @dataclass
+class DestinationOutcome:
+    name: str
+    status: Status
+    # The signing secret, only when this run created the destination: never read back.
+    secret: str | None = None
+
+
+@dataclass
 class OrganizationOutcome:
     name: str
     group_key: str
@@ -156,6 +168,7 @@ class ProvisioningResult:
     users: list[UserOutcome]
     models: list[ModelOutcome]
     user_events: list[UserEventOutcome] = field(default_factory=list)
+    destinations: list[DestinationOutcome] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -165,6 +178,7 @@ class ProvisioningResult:
             or any(k.status != "unchanged" for u in self.users for k in u.api_keys)
             or any(m.status != "unchanged" for m in self.models)
             or any(e.status != "unchanged" for e in self.user_events)
+            or any(d.status != "unchanged" for d in self.destinations)
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -191,6 +205,7 @@ class ProvisioningResult:
                 {"ref": e.ref, "jeConfigId": e.config_id, "jeEventKey": e.event_key}
                 for e in self.user_events
             ],
+            "destinations": [{"name": d.name, "secret": d.secret} for d in self.destinations],
         }
 
 
@@ -249,6 +264,7 @@ def provisioning_validate(document: object) -> list[ProvisioningError]:
         "users": _users_validate,
         "models": _models_validate,
         "userEvents": _user_events_validate,
+        "destinations": _destinations_validate,
     }
     for key, validate in validators.items():
         if root.get(key) is not None:
@@ -467,6 +483,34 @@ def _user_events_validate(value: object, path: str, errors: list[ProvisioningErr
         _choice(spec, "trigger", item_path, errors, tuple(Trigger.values))
 
 
+def _destinations_validate(value: object, path: str, errors: list[ProvisioningError]) -> None:
+    """Each destination's shape; its URL's host is judged when applying."""
+    names: dict[str, str] = {}
+    for item_path, item in _items(value, path, errors):
+        spec = _object(item, item_path, DESTINATION_KEYS, ("name", "url"), errors)
+        if spec is None:
+            continue
+        name = _text(spec, "name", item_path, errors, max_length=DESTINATION_NAME_MAX)
+        if name is not None:
+            _unique(name.strip(), _key_path(item_path, "name"), names, "name", errors)
+        url = _text(
+            spec, "url", item_path, errors, max_length=callback_settings.CALLBACK_URL_MAX_LENGTH
+        )
+        if url and (problem := callback_settings.callback_url_syntax_error(url.strip())):
+            errors.append(ProvisioningError(_key_path(item_path, "url"), problem))
+        _boolean(spec, "enabled", item_path, errors)
+        events = spec.get("events")
+        if events is not None and (
+            not isinstance(events, list)
+            or any(not isinstance(e, str) or not e.strip() for e in events)
+        ):
+            errors.append(
+                ProvisioningError(
+                    _key_path(item_path, "events"), "must be a list of event names (strings)"
+                )
+            )
+
+
 # Small checks. Each appends its errors and returns the value when it is usable, so the
 # callers can go on judging the rest of the file. A key holding null counts as absent,
 # everywhere: a required one is reported missing, an optional one is left alone.
@@ -624,9 +668,47 @@ def provisioning_apply(*, document: Spec) -> ProvisioningResult:
             items=document.get("userEvents") or [],
             path="userEvents",
         )
+        destinations = [
+            _destination_apply(organization=organization, spec=spec, path=f"destinations[{i}]")
+            for i, spec in enumerate(document.get("destinations") or [])
+        ]
     return ProvisioningResult(
-        organization=organization_outcome, users=users, models=models, user_events=user_events
+        organization=organization_outcome,
+        users=users,
+        models=models,
+        user_events=user_events,
+        destinations=destinations,
     )
+
+
+def _destination_apply(*, organization: Organization, spec: Spec, path: str) -> DestinationOutcome:
+    """Match by name: create it (its secret is this run's to print), or update its URL,
+    events and state; absent keys keep the stored values."""
+    name = spec["name"].strip()
+    stored = Destination.objects.filter(organization=organization, name=name).first()
+    events = spec.get("events")
+    try:
+        if stored is None:
+            _, secret = destination_create(
+                organization=organization,
+                name=name,
+                url=spec["url"].strip(),
+                events=events or [],
+                enabled=spec.get("enabled", True) is not False,
+            )
+            return DestinationOutcome(name, "created", secret)
+        before = (stored.url, sorted(stored.events), stored.enabled)
+        destination_update(
+            destination=stored,
+            url=spec["url"].strip(),
+            events=events,
+            enabled=spec.get("enabled"),
+        )
+    except DestinationInvalid as refused:
+        key, _, message = str(refused).partition(": ")
+        raise _invalid(_key_path(path, key), message) from None
+    after = (stored.url, sorted(stored.events), stored.enabled)
+    return DestinationOutcome(name, "updated" if after != before else "unchanged")
 
 
 def _organization_apply(spec: Spec) -> tuple[Organization, OrganizationOutcome]:

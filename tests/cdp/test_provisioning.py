@@ -233,7 +233,8 @@ def test_provision_creates_organization_users_keys_models_and_fields(tmp_path, t
 def test_json_output_gives_what_a_client_needs(tmp_path, client):
     output = provision_json(write(tmp_path, initech_document()))
 
-    assert set(output) == {"organization", "users", "models", "userEvents"}
+    assert set(output) == {"organization", "users", "models", "userEvents", "destinations"}
+    assert output["destinations"] == []
     assert output["organization"] == {
         "name": "Initech",
         "groupKey": INITECH_GROUP_KEY,
@@ -787,3 +788,75 @@ def test_demo_needs_a_key_given_in_the_file(tmp_path):
         provision(write(tmp_path, document), "--demo")
 
     assert snapshot() == before
+
+
+def test_destinations_are_matched_by_name_and_their_secret_printed_once(tmp_path, settings):
+    settings.CDP_CALLBACK_ALLOW_PRIVATE = True
+    from ingestion.models import Destination
+
+    document = initech_document()
+    document["destinations"] = [
+        {"name": "Journeys", "url": "http://127.0.0.1:9/hooks", "events": ["purchase"]},
+        {"name": "Backend", "url": "http://127.0.0.1:9/all", "enabled": False},
+    ]
+    path = write(tmp_path, document)
+
+    first = provision_json(path)["destinations"]
+    assert [d["name"] for d in first] == ["Journeys", "Backend"]
+    stored = {d.name: d for d in Destination.objects.all()}
+    assert [d["secret"] for d in first] == [stored["Journeys"].secret, stored["Backend"].secret]
+    assert all(d["secret"].startswith("whsec_") for d in first)
+    assert (stored["Journeys"].events, stored["Backend"].enabled) == (["purchase"], False)
+
+    assert provision_json(path)["destinations"] == [
+        {"name": "Journeys", "secret": None},
+        {"name": "Backend", "secret": None},
+    ]
+    document["destinations"][0]["events"] = ["purchase", "refund"]
+    document["destinations"][1]["enabled"] = True
+    summary = provision(write(tmp_path, document))
+    assert "Destination 'Journeys': updated" in summary
+    assert "Destination 'Backend': updated" in summary
+    journeys = Destination.objects.get(name="Journeys")
+    assert journeys.events == ["purchase", "refund"]
+    assert journeys.secret == stored["Journeys"].secret  # never replaced
+    assert Destination.objects.get(name="Backend").enabled is True
+
+
+@pytest.mark.parametrize(
+    ("destinations", "path", "message"),
+    [
+        ([{"name": "J"}], "destinations[0].url", "is required"),
+        ([{"name": "J", "url": "ftp://x"}], "destinations[0].url", ""),
+        (
+            [{"name": "J", "url": "http://a.test", "events": "purchase"}],
+            "destinations[0].events",
+            "must be a list of event names",
+        ),
+        (
+            [{"name": "J", "url": "http://a.test"}, {"name": "J", "url": "http://b.test"}],
+            "destinations[1].name",
+            "already appears at destinations[0].name",
+        ),
+        ([{"name": "J", "url": "http://a.test", "secret": "x"}], "destinations[0].secret", ""),
+    ],
+)
+def test_bad_destinations_are_refused_with_their_path(tmp_path, destinations, path, message):
+    document = initech_document()
+    document["destinations"] = destinations
+
+    with pytest.raises(CommandError) as refused:
+        provision(write(tmp_path, document))
+
+    assert f"{path}:" in str(refused.value) and message in str(refused.value)
+    assert not Organization.objects.filter(name="Initech").exists()
+
+
+def test_a_destination_on_a_private_address_is_refused_with_its_path(tmp_path, settings):
+    settings.CDP_CALLBACK_ALLOW_PRIVATE = False
+    document = initech_document()
+    document["destinations"] = [{"name": "J", "url": "http://10.0.0.5/hooks"}]
+
+    with pytest.raises(CommandError, match=r"destinations\[0\]\.url: "):
+        provision(write(tmp_path, document))
+    assert not Organization.objects.filter(name="Initech").exists()

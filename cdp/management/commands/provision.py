@@ -105,6 +105,11 @@ def _summary_text(result: ProvisioningResult) -> str:
         if model.fields_updated:
             line += f"; fields updated: {', '.join(model.fields_updated)}"
         lines.append(line)
+    for destination in result.destinations:
+        line = f"Destination {destination.name!r}: {destination.status}"
+        if destination.secret:
+            line += " (its signing secret is printed by --json, this once)"
+        lines.append(line)
     lines.append("Done." if result.changed else "Nothing to change: already provisioned.")
     return "\n".join(lines)
 
