@@ -91,7 +91,11 @@ def webhook_headers(*, secret: str, webhook_id: str, body: bytes, now: datetime)
 # Settings (the Console and provisioning).
 
 
-def _checked(*, name: str, url: str, events: Iterable[str]) -> tuple[str, str, list[str]]:
+def destination_settings_check(
+    *, name: str, url: str, events: Iterable[str]
+) -> tuple[str, str, list[str]]:
+    """The settings as stored (name stripped, event names sorted and unique), or
+    DestinationInvalid saying which is wrong (`<field>: <why>`)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise DestinationInvalid("name: required, at most 100 characters")
@@ -114,7 +118,7 @@ def destination_create(
     enabled: bool = True,
 ) -> tuple[Destination, str]:
     """A new destination and its signing secret (returned once; shown once)."""
-    name, url, names = _checked(name=name, url=url, events=events)
+    name, url, names = destination_settings_check(name=name, url=url, events=events)
     if Destination.objects.filter(organization=organization, name=name).exists():
         raise DestinationInvalid(f"name: a destination named {name!r} exists already")
     secret = secret_generate()
@@ -137,7 +141,7 @@ def destination_update(
     enabled: bool | None = None,
 ) -> Destination:
     """Change a destination; disabling it stops new queuing and pauses its deliveries."""
-    _, url, names = _checked(
+    _, url, names = destination_settings_check(
         name=destination.name,
         url=destination.url if url is None else url,
         events=destination.events if events is None else events,
