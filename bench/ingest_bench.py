@@ -52,7 +52,7 @@ MOM_CODE = TENANT["models"][0]["momCode"]
 HISTORY_MOM_CODE = TENANT["models"][1]["momCode"]
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 INGEST_PATH = "/dhub-i/api/v1.0/ingest"
-SCENARIOS = ("create", "create-key", "update", "update-history", "events", "small")
+SCENARIOS = ("create", "create-key", "update", "update-history", "events", "events-dest", "small")
 
 
 # --------------------------------------------------------------------------------------
@@ -139,6 +139,8 @@ def scenario_of(name: str, batch_size: int = 50) -> Scenario:
             "update-history", batch_size, existing_share=0.5, mom_code=HISTORY_MOM_CODE
         ),
         "events": Scenario("events", batch_size, with_event=True),
+        # `events` with one destination on: its deliveries are queued by the same write.
+        "events-dest": Scenario("events-dest", batch_size, with_event=True),
         "small": Scenario("small", 1),
     }[name]
 
@@ -429,6 +431,24 @@ def manage(env: dict[str, str], *args: str) -> str:
     ).stdout
 
 
+def destination_switch(env: dict[str, str], organization_id: int, *, on: bool) -> None:
+    """The bench organization's one destination, on or off, through the services (so that
+    the servers' cached routes follow). Nothing delivers during the run: the scenario
+    measures the queuing, in the ingest write; bench/destination_bench.py the sending."""
+    code = (
+        "from cdp.models import Organization\n"
+        "from ingestion.destinations import destination_create, destination_update\n"
+        "from ingestion.models import Destination\n"
+        f"org = Organization.objects.get(pk={organization_id})\n"
+        "d = Destination.objects.filter(organization=org, name='bench').first()\n"
+        "if d is None:\n"
+        "    destination_create(organization=org, name='bench', url='http://127.0.0.1:9/hooks')\n"
+        "else:\n"
+        f"    destination_update(destination=d, enabled={on})\n"
+    )
+    manage({**env, "CDP_CALLBACK_ALLOW_PRIVATE": "true"}, "shell", "-c", code)
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -576,7 +596,16 @@ def main() -> None:
 
         rows: list[dict] = []
         for name in args.scenarios.split(","):
+            if name == "events-dest":
+                destination_switch(env, org_id, on=True)
             rows += measure(name, scenario_of(name).batch_size, args.concurrency, args.duration)
+            if name == "events-dest":
+                destination_switch(env, org_id, on=False)
+                with psycopg.connect(dsn, autocommit=True) as c:
+                    (queued,) = c.execute(
+                        "SELECT count(*) FROM ingestion_destinationdelivery"
+                    ).fetchone()
+                results["deliveries_queued"] = queued
         results["runs"] += rows
 
         if args.scaling:
@@ -633,6 +662,14 @@ def main() -> None:
         )
     print(f"\nResults: {args.out}")
     endpoint_runs = {r["scenario"]: r for r in results["runs"] if "ratio" in r}
+    events, with_destination = endpoint_runs.get("events"), endpoint_runs.get("events-dest")
+    if events and with_destination:
+        kept = with_destination["entries_per_s"] / events["entries_per_s"]
+        print(
+            f"One destination on: events {with_destination['entries_per_s']} against "
+            f"{events['entries_per_s']} entries/s ({100 * kept:.0f} % kept; target 90 %), "
+            f"{results.get('deliveries_queued', 0)} deliveries queued"
+        )
     create, keyed = endpoint_runs.get("create"), endpoint_runs.get("create-key")
     if create and keyed:
         added = keyed["server_cpu_ms_per_request"] / create["server_cpu_ms_per_request"] - 1
