@@ -16,6 +16,8 @@ from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
+from cdp.models import Organization
+from ingestion.backfill import user_event_backfill
 from ingestion.callbacks import callback_deliveries_purge, callbacks_deliver_due
 from ingestion.destinations import destinations_deliver_due
 from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
@@ -49,6 +51,20 @@ def deliver_destinations() -> int:
         if not run.claimed:
             break
     return delivered
+
+
+@task()
+def backfill_user_event(organization_id: int, config_id: str) -> dict[str, int | str]:
+    """A backfill queued from the Console: its counts are the task's result."""
+    organization = Organization.objects.get(pk=organization_id)
+    run = user_event_backfill(organization=organization, config_id=config_id)
+    return {
+        "requestId": run.request_id,
+        "records": run.records,
+        "matching": run.matching,
+        "alreadyFired": run.already_fired,
+        "generated": run.generated,
+    }
 
 
 @task()

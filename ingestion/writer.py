@@ -811,7 +811,7 @@ class PortableWriter:
             update_fields=["data", "source", "updated_at"],
         )
         UserEvent.objects.bulk_create(
-            _user_event(organization_id, plan.request_id, now, row)
+            user_event_from_row(organization_id, plan.request_id, now, row)
             for row in sorted(plan.events, key=lambda r: r.source_id)
         )
         if plan.callback is not None:
@@ -880,7 +880,10 @@ class PortableWriter:
         log_row_create(organization_id, plan.request_id, now, plan.log, written_ms=written_ms)
 
 
-def _user_event(organization_id: int, request_id: str, now: datetime, row: EventRow) -> UserEvent:
+def user_event_from_row(
+    organization_id: int, request_id: str, now: datetime, row: EventRow
+) -> UserEvent:
+    """The UserEvent an event row of a plan stores."""
     columns = {c: getattr(row, c) for c in EVENT_COLUMNS if c != "event_at_ms"}
     return UserEvent(
         organization_id=organization_id,
