@@ -282,6 +282,53 @@ _WRITE_TYPES = (
 )
 
 
+def _event_columns() -> tuple[str, str, str]:
+    """An EventRow's columns as INSERT targets, as values of `t`, and as the column
+    definitions of `jsonb_to_recordset(...) AS t(...)`."""
+    defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
+    values = ", ".join(
+        "to_timestamp(t.event_at_ms / 1000.0)" if c == "event_at_ms" else f"t.{c}"
+        for c in EVENT_COLUMNS
+    )
+    targets = ", ".join("event_at" if c == "event_at_ms" else c for c in EVENT_COLUMNS)
+    return targets, values, defs
+
+
+def events_insert_new(
+    organization_id: int, request_id: str, now: datetime, rows: Sequence[EventRow]
+) -> set[str]:
+    """Store `rows` (a backfill's batch), skipping any a unique constraint already holds
+    (created-once: a request fired it meanwhile); the eventIds of the new ones. On
+    PostgreSQL one statement over a JSON parameter, as the ingest write's events;
+    elsewhere the ORM."""
+    if not rows:
+        return set()
+    if connection.vendor != "postgresql":
+        UserEvent.objects.bulk_create(
+            [user_event_from_row(organization_id, request_id, now, row) for row in rows],
+            ignore_conflicts=True,
+            batch_size=_CHUNK,
+        )
+        return set(
+            UserEvent.objects.filter(
+                organization_id=organization_id,
+                request_id=request_id,
+                event_id__in=[row.event_id for row in rows],
+            ).values_list("event_id", flat=True)
+        )
+    targets, values, defs = _event_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {_table(UserEvent)}
+                (organization_id, request_id, created_at, {targets})
+            SELECT %s, %s, %s, {values} FROM jsonb_to_recordset(%s::jsonb) AS t({defs})
+            ON CONFLICT DO NOTHING
+            RETURNING event_id""",
+            [organization_id, request_id, now, _json_text(list(rows))],
+        )
+        return {event_id for (event_id,) in cursor.fetchall()}
+
+
 def _write_statement(
     records: str,
     events: str,
@@ -292,12 +339,7 @@ def _write_statement(
     deliveries: str,
 ) -> str:
     """The write, with `{records_source}` left to fill."""
-    event_defs = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
-    event_values = ", ".join(
-        "to_timestamp(t.event_at_ms / 1000.0)" if c == "event_at_ms" else f"t.{c}"
-        for c in EVENT_COLUMNS
-    )
-    event_targets = ", ".join("event_at" if c == "event_at_ms" else c for c in EVENT_COLUMNS)
+    event_targets, event_values, event_defs = _event_columns()
     log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
     log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
     return f"""WITH records AS (

@@ -196,3 +196,27 @@ def test_the_task_engine_runs_a_queued_backfill(client, tenant_a, token_a):
     done = tasks.backfill_user_event.get_result(result.id)
     assert done.return_value["generated"] == 3
     assert len(events(tenant_a, config)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_thread_writes_while_the_next_batch_is_read(callback_server):
+    """The command's path: batches written by a thread of their own, every count kept."""
+    from tests.conftest import tenant_create
+
+    tenant = tenant_create("Acme Retail", "ops@acme.test")
+    load(None, tenant, None, 1200)
+    config = config_create(tenant, filter=HALF)
+    destination_create(organization=tenant.organization, name="J", url=callback_server.url)
+
+    run = user_event_backfill(
+        organization=tenant.organization, config_id=config.config_id, batch_size=500
+    )
+    again = user_event_backfill(
+        organization=tenant.organization, config_id=config.config_id, batch_size=500
+    )
+
+    assert (run.records, run.matching, run.generated, run.already_fired) == (1200, 600, 600, 0)
+    assert (again.generated, again.already_fired) == (0, 600)
+    assert len(events(tenant, config)) == 600
+    queued = DestinationDelivery.objects.filter(organization=tenant.organization)
+    assert sum(len(r.event_ids) for r in queued) == 600  # a re-run queues nothing
