@@ -60,7 +60,7 @@ def _configs(organization: Organization, version: bytes | None) -> _Configs:
     return schema_cached(organization.pk, "journeys.configs", load, version=version)
 
 
-def _rules(config: JourneyEventConfig, model: LoadedModel) -> UserEventRules:
+def config_rules(config: JourneyEventConfig, model: LoadedModel) -> UserEventRules:
     return UserEventRules(
         config=config,
         model=model,
@@ -109,4 +109,4 @@ def config_resolve(
         )
     if not config.enabled:
         raise JourneyEventDisabled(f"User Event {config.config_id} is disabled")
-    return model.compiled(f"journeys.rules:{config.pk}", lambda m: _rules(config, m))
+    return model.compiled(f"journeys.rules:{config.pk}", lambda m: config_rules(config, m))

@@ -154,6 +154,57 @@ def filter_compile(filter_config: Any, schema: ModelSchema) -> RecordPredicate:
     return _passes_all(checks)
 
 
+# How the Console's preview words each operator ("customFieldLong01 ≥ 100").
+OPERATOR_WORDS = {
+    "eq": "=",
+    "neq": "≠",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "ends_with": "ends with",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "in": "is one of",
+    "not_in": "is none of",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "changed": "changed",
+    "not_changed": "did not change",
+}
+
+
+def filter_explain(
+    filter_config: Any, schema: ModelSchema
+) -> Callable[[Mapping[str, Any]], list[tuple[str, bool]]]:
+    """For a valid filter, a function `record -> [(words, passed), ...]`, one per
+    condition, judged exactly as `filter_compile`'s predicate judges it:
+    "customFieldLong01 ≥ 100: 250 — yes"."""
+    _match, conditions, errors = _parse(filter_config, schema, "filter", change_aware=True)
+    if errors:
+        raise ValueError("invalid filter: " + "; ".join(errors))
+    explained = []
+    for condition in conditions:
+        words = f"{condition.field} {OPERATOR_WORDS[condition.operator]}"
+        if condition.operator not in VALUELESS_OPERATORS:
+            shown = condition.value
+            if isinstance(shown, frozenset):
+                shown = sorted(shown, key=str)
+            words += f" {value_shown(shown)}"
+        explained.append((words, condition.field, _check(condition)))
+
+    def explain(record: Mapping[str, Any]) -> list[tuple[str, bool]]:
+        results = []
+        for words, field_name, check in explained:
+            passed = check(record)
+            actual = value_shown(record.get(field_name))
+            results.append((f"{words}: {actual} — {'yes' if passed else 'no'}", passed))
+        return results
+
+    return explain
+
+
 def _parse(
     filter_config: Any, schema: ModelSchema, path: str, change_aware: bool = False
 ) -> tuple[str, list[_Condition], list[str]]:

@@ -92,7 +92,7 @@ def config_settings_validate(
     return errors
 
 
-def _attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
+def config_attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The model attributes for `settings`. A setting left out takes the value a new User
     Event gets, so an update replaces the settings as a whole; only `enabled`, toggled on
     its own, is kept when absent."""
@@ -139,7 +139,7 @@ def journey_event_config_create(
                     event_key=event_key_generate(),
                     ref=ref,
                     created_by=created_by,
-                    **_attributes(settings),
+                    **config_attributes(settings),
                 )
         except IntegrityError:
             if (
@@ -168,10 +168,12 @@ def journey_event_config_update(
     if errors:
         raise ValidationError(errors)
     changed = [
-        name for name, value in _attributes(settings).items() if getattr(config, name) != value
+        name
+        for name, value in config_attributes(settings).items()
+        if getattr(config, name) != value
     ]
     for name in changed:
-        setattr(config, name, _attributes(settings)[name])
+        setattr(config, name, config_attributes(settings)[name])
     if changed:
         config.save(update_fields=[*changed, "updated_at"])
     return config, bool(changed)
