@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -49,6 +49,7 @@ from journeys.filters import (
     VALUELESS_OPERATORS,
 )
 from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, Trigger, UserEvent
+from journeys.preview import user_event_preview
 from journeys.services import (
     config_settings_validate,
     journey_event_config_create,
@@ -377,9 +378,50 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         form.schema_model = obj.data_model if obj is not None else self._posted_model(request)
         return form
 
+    def _preview(self, request: HttpRequest, obj: JourneyEventConfig | None) -> HttpResponse | None:
+        """ "Preview on real records": the posted form's settings on the model's records,
+        saved or not; None when the form does not validate (it is shown with its errors,
+        and nothing is saved)."""
+        allowed = (
+            self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        )
+        if not allowed:
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, instance=obj)
+        if not form.is_valid():
+            return None
+        data_model = obj.data_model if obj is not None else form.cleaned_data["data_model"]
+        trigger = obj.trigger if obj is not None else form.cleaned_data["trigger"]
+        settings = form.wire_settings()
+        preview = user_event_preview(
+            organization=data_model.organization,
+            data_model=data_model,
+            trigger=trigger,
+            settings=settings,
+        )
+        for record in preview.records:
+            record.event_json = json.dumps(record.event, indent=2) if record.event else ""
+        saved = obj is not None and not form.has_changed()
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "title": "Preview",
+            "preview": preview,
+            "data_model": data_model,
+            "trigger": trigger,
+            "event_name": settings.get("eventName"),
+            "saved": saved,
+        }
+        return TemplateResponse(request, "admin/journeys/journeyeventconfig/preview.html", context)
+
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if request.method == "POST" and "_preview" in request.POST:
+            response = self._preview(request, None)
+            if response is not None:
+                return response
         preset = request.GET.get("data_model")
         preset_model = self._posted_model(request) if preset else None
         if preset and preset_model is None:
@@ -400,6 +442,10 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         config = self.get_object(request, unquote(object_id))
+        if request.method == "POST" and "_preview" in request.POST:
+            response = self._preview(request, config)
+            if response is not None:
+                return response
         data_model = (
             DataModel.objects.filter(pk=config.data_model_id)
             .select_related("organization")
