@@ -49,7 +49,7 @@ from journeys.filters import (
     VALUELESS_OPERATORS,
 )
 from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, Trigger, UserEvent
-from journeys.preview import user_event_preview
+from journeys.preview import PREVIEW_DEFAULT, PREVIEW_MAX, user_event_preview
 from journeys.services import (
     config_settings_validate,
     journey_event_config_create,
@@ -393,11 +393,13 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         data_model = obj.data_model if obj is not None else form.cleaned_data["data_model"]
         trigger = obj.trigger if obj is not None else form.cleaned_data["trigger"]
         settings = form.wire_settings()
+        raw_limit = request.POST.get("_preview_limit", "")
         preview = user_event_preview(
             organization=data_model.organization,
             data_model=data_model,
             trigger=trigger,
             settings=settings,
+            limit=int(raw_limit) if raw_limit.isdigit() else PREVIEW_DEFAULT,
         )
         for record in preview.records:
             record.event_json = json.dumps(record.event, indent=2) if record.event else ""
@@ -412,6 +414,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             "trigger": trigger,
             "event_name": settings.get("eventName"),
             "saved": saved,
+            "limit_max": PREVIEW_MAX,
         }
         return TemplateResponse(request, "admin/journeys/journeyeventconfig/preview.html", context)
 

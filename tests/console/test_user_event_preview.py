@@ -73,3 +73,23 @@ def test_a_viewer_and_another_organization_cannot_preview(
         console.post(url("journeys_journeyeventconfig_change", config.pk), data).status_code == 404
     )
     assert JourneyEventConfig.objects.get(pk=config.pk).event_name == "membership_created"
+
+
+def test_the_number_of_records_is_chosen_up_to_200(console, client, admin_a, tenant_a, token_a):
+    _records(client, tenant_a, token_a)
+    config = user_event_create(tenant_a)
+    console.force_login(admin_a)
+    data = form_data(console.get(url("journeys_journeyeventconfig_change", config.pk)))
+
+    one = console.post(
+        url("journeys_journeyeventconfig_change", config.pk),
+        {**data, "_preview": "Preview", "_preview_limit": "1"},
+    )
+    many = console.post(
+        url("journeys_journeyeventconfig_change", config.pk),
+        {**data, "_preview": "Preview", "_preview_limit": "5000"},
+    )
+
+    assert len(one.context["preview"].records) == 1
+    assert len(many.context["preview"].records) == 2  # all there are; at most 200
+    assert "1 of 1 would fire" in one.content.decode()
