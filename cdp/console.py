@@ -98,6 +98,22 @@ class ConsoleSite(admin.AdminSite):
     site_url = None  # there is no public site to go back to
     enable_nav_sidebar = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._views: list[tuple[str, Any, str]] = []
+
+    def register_view(self, route: str, view: Any, name: str) -> None:
+        """A page an app adds to the Console beside its model pages (its admin module
+        registers it, as it registers its models): behind the Console's sign-in, at
+        `route`, named `name` in the `admin` namespace."""
+        self._views.append((route, view, name))
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        extra = [path(route, self.admin_view(view), name=name) for route, view, name in self._views]
+        return [*extra, *super().get_urls()]
+
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(

@@ -14,7 +14,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -31,6 +37,8 @@ from cdp.console import (
     role_allows,
 )
 from cdp.schema import SYSTEM_MODELS
+from ingestion import tasks
+from ingestion.backfill import BackfillRefused, user_event_backfill
 from ingestion.callbacks import callback_delivery_retry
 from ingestion.destinations import (
     DestinationInvalid,
@@ -46,6 +54,8 @@ from ingestion.models import (
     DestinationDelivery,
     IngestionRequest,
 )
+from journeys.events import event_as_json
+from journeys.models import JourneyEventConfig
 
 # The statuses an ingest request can answer (the wire contract's).
 REQUEST_STATUSES = ("200", "400", "401", "413", "422", "429", "500")
@@ -626,3 +636,70 @@ class DestinationDeliveryAdmin(ConsoleModelAdmin):
                     delivery_ids=[delivery.pk],
                 )
         self.message_user(request, f"{replayed} failed delivery(ies) queued again.")
+
+
+# ---------------------------------------------------------------------------------------
+# Backfill of a User Event (ingestion/backfill.py), from its page.
+
+
+def user_event_backfill_view(request: HttpRequest, config_pk: int) -> HttpResponse:
+    """GET: the count and a sample of what a backfill would generate (a dry run). POST:
+    the backfill queued as background work. Owners and admins of the User Event's
+    organization; another organization's is 404."""
+    config = (
+        JourneyEventConfig.objects.filter(pk=config_pk, organization__in=member_roles(request))
+        .select_related("organization", "data_model")
+        .first()
+        if not request.user.is_superuser
+        else JourneyEventConfig.objects.filter(pk=config_pk)
+        .select_related("organization", "data_model")
+        .first()
+    )
+    if config is None:
+        raise Http404("No such User Event in your organizations.")
+    if not role_allows(request, config.organization_id, MANAGE_ROLES):
+        raise PermissionDenied
+    page = reverse(f"{console_site.name}:journeys_journeyeventconfig_change", args=[config.pk])
+    try:
+        run = user_event_backfill(
+            organization=config.organization, config_id=config.config_id, dry_run=True
+        )
+    except BackfillRefused as refused:
+        messages.warning(request, str(refused))
+        return HttpResponseRedirect(page)
+    if request.method == "POST":
+        tasks.backfill_user_event.enqueue(config.organization_id, config.config_id)
+        messages.success(
+            request,
+            f"Backfill of {run.generated} event(s) queued: the background worker generates "
+            "them; this page shows the result.",
+        )
+        return HttpResponseRedirect(page)
+    sample = [
+        (
+            row.source_id,
+            json.dumps(
+                event_as_json(
+                    row,
+                    event_at_ms=row.event_at_ms,
+                    je_config_id=config.config_id,
+                    je_event_key=config.event_key,
+                ),
+                indent=2,
+            ),
+        )
+        for row in run.sample
+    ]
+    context = {
+        **console_site.each_context(request),
+        "title": "Backfill",
+        "config": config,
+        "run": run,
+        "sample": sample,
+    }
+    return TemplateResponse(request, "admin/ingestion/backfill_confirm.html", context)
+
+
+console_site.register_view(
+    "user-event/<int:config_pk>/backfill/", user_event_backfill_view, "user_event_backfill"
+)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
@@ -35,6 +35,7 @@ from journeys.generation import events_plan
 from journeys.models import JourneyEventConfig, Trigger, UserEvent
 
 BATCH_RECORDS = 10_000
+SAMPLE_SIZE = 5
 
 
 class BackfillRefused(ValueError):
@@ -49,6 +50,8 @@ class BackfillRun:
     matching: int = 0  # passing the filter
     already_fired: int = 0  # of those, skipped: the User Event fired for them before
     generated: int = 0  # events written (or, in a dry run, that would be)
+    # A dry run's first events that would be written, for the Console to show.
+    sample: list[EventRow] = field(default_factory=list)
 
 
 def user_event_backfill(
@@ -108,7 +111,11 @@ def user_event_backfill(
             run.records += len(batch)
             run.matching += len(rows)
             if dry_run:
-                new = len(rows) - _fired_count(organization, config, [r.source_id for r in rows])
+                fired = _fired_keys(organization, config, [r.source_id for r in rows])
+                new = len(rows) - len(fired)
+                if len(run.sample) < SAMPLE_SIZE:
+                    fresh = [r for r in rows if r.source_id not in fired]
+                    run.sample += fresh[: SAMPLE_SIZE - len(run.sample)]
                 run.generated += new
                 run.already_fired += len(rows) - new
             elif writer is None:
@@ -174,10 +181,14 @@ def _records_after(
         return cursor.fetchall()
 
 
-def _fired_count(organization: Organization, config: JourneyEventConfig, keys: list[str]) -> int:
-    return UserEvent.objects.filter(
-        organization=organization, config=config, condition=Trigger.CREATED, source_id__in=keys
-    ).count()
+def _fired_keys(
+    organization: Organization, config: JourneyEventConfig, keys: list[str]
+) -> set[str]:
+    return set(
+        UserEvent.objects.filter(
+            organization=organization, config=config, condition=Trigger.CREATED, source_id__in=keys
+        ).values_list("source_id", flat=True)
+    )
 
 
 def _write(

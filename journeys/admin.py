@@ -24,6 +24,7 @@ from django.utils.safestring import mark_safe
 
 from cdp.console import (
     EDIT_ROLES,
+    MANAGE_ROLES,
     READ_ONLY,
     ConsoleModelAdmin,
     LargeListAdmin,
@@ -269,6 +270,24 @@ def _schema_json(data_models: list[DataModel], *, trigger: str | None = None) ->
     }
 
 
+# The background task a backfill runs as (the ingestion app's, queued by its Console page):
+# its latest run for a User Event, shown on the User Event's page.
+BACKFILL_TASK = "ingestion.tasks.backfill_user_event"
+
+
+def _last_backfill(config: JourneyEventConfig) -> Any:
+    from django_tasks_db.models import DBTaskResult
+
+    return (
+        DBTaskResult.objects.filter(
+            task_path=BACKFILL_TASK,
+            args_kwargs__args=[config.organization_id, config.config_id],
+        )
+        .order_by("-enqueued_at")
+        .first()
+    )
+
+
 @admin.register(JourneyEventConfig, site=console_site)
 class JourneyEventConfigAdmin(ConsoleModelAdmin):
     form = UserEventForm
@@ -468,6 +487,9 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             "user_event_schema": _schema_json([data_model], trigger=config.trigger),
             "breadcrumb_model": data_model,
             "sample_payload": json.dumps(sample, indent=2),
+            "can_backfill": config.trigger == Trigger.CREATED
+            and role_allows(request, config.organization_id, MANAGE_ROLES),
+            "last_backfill": _last_backfill(config),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)

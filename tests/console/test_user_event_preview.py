@@ -93,3 +93,49 @@ def test_the_number_of_records_is_chosen_up_to_200(console, client, admin_a, ten
     assert len(one.context["preview"].records) == 1
     assert len(many.context["preview"].records) == 2  # all there are; at most 200
     assert "1 of 1 would fire" in one.content.decode()
+
+
+# --- Backfill from the User Event's page ---------------------------------------------------
+
+
+def test_backfill_shows_the_count_and_a_sample_then_queues_the_run(
+    console, client, admin_a, tenant_a, token_a
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _records(client, tenant_a, token_a)
+    config = user_event_create(tenant_a, filter=FILTER)
+    console.force_login(admin_a)
+    page = console.get(url("journeys_journeyeventconfig_change", config.pk)).content.decode()
+    backfill_url = url("user_event_backfill", config.pk)
+    assert f'href="{backfill_url}"' in page
+
+    confirm = console.get(backfill_url)
+    text = confirm.content.decode()
+    assert "1 event would be generated" in text and "R-1" in text and "R-2" not in text
+    assert UserEvent.objects.count() == 0  # counting writes nothing
+
+    response = console.post(backfill_url)
+    assert response.status_code == 302
+    call_command("run_worker", "--once", stdout=StringIO())
+
+    assert [e.source_id for e in UserEvent.objects.filter(config=config)] == ["R-1"]
+    page = console.get(url("journeys_journeyeventconfig_change", config.pk)).content.decode()
+    assert "Last backfill:" in page and "1 events generated" in page
+
+
+def test_backfill_is_refused_to_viewers_other_organizations_and_changed_user_events(
+    console, client, viewer_a, admin_a, admin_b, tenant_a, token_a
+):
+    config = user_event_create(tenant_a)
+    changed = user_event_create(tenant_a, trigger="Changed")
+    console.force_login(viewer_a)
+    assert console.get(url("user_event_backfill", config.pk)).status_code == 403
+    console.force_login(admin_b)
+    assert console.get(url("user_event_backfill", config.pk)).status_code == 404
+    console.force_login(admin_a)
+    refused = console.get(url("user_event_backfill", changed.pk), follow=True)
+    assert "only a Created User Event can be backfilled" in refused.content.decode()
+    assert UserEvent.objects.count() == 0
