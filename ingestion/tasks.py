@@ -13,14 +13,16 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
-from cdp.models import Organization
+from cdp.models import EntityRecord, Organization
 from ingestion.backfill import user_event_backfill
 from ingestion.callbacks import callback_deliveries_purge, callbacks_deliver_due
 from ingestion.destinations import destinations_deliver_due
 from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
+from journeys.models import JourneyEventConfig, backfill_progress_key
 
 # A drain stops claiming after this many seconds, so that a busy outbox never keeps a
 # worker from its other tasks; the next run (a second or two later) goes on.
@@ -57,7 +59,18 @@ def deliver_destinations() -> int:
 def backfill_user_event(organization_id: int, config_id: str) -> dict[str, int | str]:
     """A backfill queued from the Console: its counts are the task's result."""
     organization = Organization.objects.get(pk=organization_id)
-    run = user_event_backfill(organization=organization, config_id=config_id)
+    config = JourneyEventConfig.objects.get(organization=organization, config_id=config_id)
+    total = EntityRecord.objects.filter(
+        organization=organization, data_model_id=config.data_model_id
+    ).count()
+    done = 0
+
+    def progress(records: int) -> None:
+        nonlocal done
+        done += records
+        cache.set(backfill_progress_key(config), {"records": done, "total": total}, 3600)
+
+    run = user_event_backfill(organization=organization, config_id=config_id, progress=progress)
     return {
         "requestId": run.request_id,
         "records": run.records,

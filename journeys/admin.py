@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -49,7 +50,13 @@ from journeys.filters import (
     PREVIOUS_PREFIX,
     VALUELESS_OPERATORS,
 )
-from journeys.models import EVENT_TIME_INGESTED, JourneyEventConfig, Trigger, UserEvent
+from journeys.models import (
+    EVENT_TIME_INGESTED,
+    JourneyEventConfig,
+    Trigger,
+    UserEvent,
+    backfill_progress_key,
+)
 from journeys.preview import PREVIEW_DEFAULT, PREVIEW_MAX, user_event_preview
 from journeys.services import (
     config_settings_validate,
@@ -490,6 +497,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             "can_backfill": config.trigger == Trigger.CREATED
             and role_allows(request, config.organization_id, MANAGE_ROLES),
             "last_backfill": _last_backfill(config),
+            "backfill_progress": cache.get(backfill_progress_key(config)),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)

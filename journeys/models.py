@@ -39,6 +39,12 @@ def event_id_generate() -> str:
     return secrets.token_hex(16)
 
 
+def backfill_progress_key(config: JourneyEventConfig) -> str:
+    """Where a running backfill of `config` keeps its progress (the shared cache), for the
+    User Event's page: {"records": read so far, "total": records of the model}."""
+    return f"cdp:backfill:{config.organization_id}:{config.pk}"
+
+
 class JourneyEventConfig(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="journey_event_configs"

@@ -196,6 +196,12 @@ def test_the_task_engine_runs_a_queued_backfill(client, tenant_a, token_a):
     done = tasks.backfill_user_event.get_result(result.id)
     assert done.return_value["generated"] == 3
     assert len(events(tenant_a, config)) == 3
+    # The progress the User Event's page shows while it runs: records read of the total.
+    from django.core.cache import cache
+
+    from journeys.models import backfill_progress_key
+
+    assert cache.get(backfill_progress_key(config)) == {"records": 6, "total": 6}
 
 
 @pytest.mark.django_db(transaction=True)
