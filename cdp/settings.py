@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ingestion",
     "journeys",
     # The task engine (`manage.py run_worker`): Django's Tasks framework, its backport,
@@ -173,6 +174,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Wire-compatible with PangoCDP's Authentication and Data Ingestion API.",
     "VERSION": "1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the installed drf-spectacular-sidecar (pinned with the
+    # package), served as static files: no CDN, so the pages work on an offline network.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # `plain`: one `key=value` line per record; `json`: one JSON object per line (cdp/log_format.py).

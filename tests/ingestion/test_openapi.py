@@ -66,6 +66,16 @@ def test_schema_needs_no_credentials_and_docs_page_is_html(client):
     assert "/api/schema/" in html
 
 
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_pages_load_nothing_from_a_cdn(client, page):
+    html = client.get(page).content.decode()
+
+    assert "/static/drf_spectacular_sidecar/" in html
+    assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+    scripts = [s for s in html.split('src="')[1:]]
+    assert scripts and all(s.startswith("/static/") for s in scripts), scripts
+
+
 def test_every_endpoint_is_described(schema):
     paths = schema["paths"]
 
