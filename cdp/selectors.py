@@ -52,6 +52,9 @@ class OrganizationModels:
     system: dict[str, LoadedModel]  # by object type
     custom: dict[str, LoadedModel]  # by momCode
 
+    def by_pk(self) -> dict[int, LoadedModel]:
+        return {m.pk: m for m in (*self.system.values(), *self.custom.values())}
+
 
 def organization_models(
     *, organization: Organization, version: bytes | None = None

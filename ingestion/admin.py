@@ -35,6 +35,7 @@ from cdp.console import (
     console_site,
     member_roles,
     role_allows,
+    visible_organization_ids,
 )
 from cdp.schema import SYSTEM_MODELS
 from ingestion import tasks
@@ -646,15 +647,11 @@ def user_event_backfill_view(request: HttpRequest, config_pk: int) -> HttpRespon
     """GET: the count and a sample of what a backfill would generate (a dry run). POST:
     the backfill queued as background work. Owners and admins of the User Event's
     organization; another organization's is 404."""
-    config = (
-        JourneyEventConfig.objects.filter(pk=config_pk, organization__in=member_roles(request))
-        .select_related("organization", "data_model")
-        .first()
-        if not request.user.is_superuser
-        else JourneyEventConfig.objects.filter(pk=config_pk)
-        .select_related("organization", "data_model")
-        .first()
-    )
+    configs = JourneyEventConfig.objects.select_related("organization", "data_model")
+    visible = visible_organization_ids(request)
+    if visible is not None:
+        configs = configs.filter(organization__in=visible)
+    config = configs.filter(pk=config_pk).first()
     if config is None:
         raise Http404("No such User Event in your organizations.")
     if not role_allows(request, config.organization_id, MANAGE_ROLES):

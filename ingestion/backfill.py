@@ -26,8 +26,7 @@ from django.utils import timezone
 from cdp.models import EntityRecord, Organization
 from cdp.selectors import LoadedModel, organization_models
 from ingestion.destinations import DestinationRoute, deliveries_plan, destination_routes
-from ingestion.models import DestinationDelivery
-from ingestion.writer import events_insert_new
+from ingestion.writer import deliveries_create, events_insert_new
 from journeys.changes import CREATED, RecordChange
 from journeys.configs import UserEventRules, config_resolve
 from journeys.events import EventRow
@@ -80,7 +79,7 @@ def user_event_backfill(
     if not config.enabled:
         raise BackfillRefused(f"User Event {config_id} is disabled: enable it first")
     models = organization_models(organization=organization)
-    loaded = {m.pk: m for m in (*models.system.values(), *models.custom.values())}
+    loaded = models.by_pk()
     rules = config_resolve(
         organization=organization, config_id=config_id, event_key=None, models=loaded
     )
@@ -92,10 +91,9 @@ def user_event_backfill(
     # judged: the database's work and this process's overlap (about twice the rate).
     # Inside a caller's transaction (tests) every step runs here, to see its rows.
     writer = ThreadPoolExecutor(1) if not (dry_run or connection.in_atomic_block) else None
-    pending: list[tuple[Future[int], int]] = []
+    in_flight: tuple[Future[int], int] | None = None  # one batch at most: (new, planned)
 
-    def settle(future: Future[int], planned: int) -> None:
-        new = future.result()
+    def count(new: int, planned: int) -> None:
         run.generated += new
         run.already_fired += planned - new
 
@@ -112,25 +110,21 @@ def user_event_backfill(
             run.matching += len(rows)
             if dry_run:
                 fired = _fired_keys(organization, config, [r.source_id for r in rows])
-                new = len(rows) - len(fired)
                 if len(run.sample) < SAMPLE_SIZE:
                     fresh = [r for r in rows if r.source_id not in fired]
                     run.sample += fresh[: SAMPLE_SIZE - len(run.sample)]
-                run.generated += new
-                run.already_fired += len(rows) - new
+                count(len(rows) - len(fired), len(rows))
             elif writer is None:
-                new = _write(organization, run.request_id, now, rows, routes)
-                run.generated += new
-                run.already_fired += len(rows) - new
+                count(_write(organization, run.request_id, now, rows, routes), len(rows))
             else:
-                while pending:  # one batch in flight at most
-                    settle(*pending.pop())
+                if in_flight is not None:
+                    count(in_flight[0].result(), in_flight[1])
                 future = writer.submit(_write, organization, run.request_id, now, rows, routes)
-                pending.append((future, len(rows)))
+                in_flight = (future, len(rows))
             if progress is not None:
                 progress(len(batch))
-        while pending:
-            settle(*pending.pop())
+        if in_flight is not None:
+            count(in_flight[0].result(), in_flight[1])
     finally:
         if writer is not None:
             writer.submit(_close_connection).result()
@@ -203,16 +197,5 @@ def _write(
         # A concurrent request may have fired one meanwhile: created-once skips it.
         new = events_insert_new(organization.pk, request_id, now, rows)
         stored = [row for row in rows if row.event_id in new]
-        DestinationDelivery.objects.bulk_create(
-            DestinationDelivery(
-                organization=organization,
-                destination_id=d["destination_id"],
-                webhook_id=d["webhook_id"],
-                request_id=request_id,
-                event_ids=d["event_ids"],
-                next_attempt_at=now,
-                created_at=now,
-            )
-            for d in deliveries_plan(routes, stored)
-        )
+        deliveries_create(organization.pk, request_id, now, deliveries_plan(routes, stored))
     return len(new)

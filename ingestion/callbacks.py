@@ -242,31 +242,61 @@ def _claim_in(
     return rows
 
 
+# What an outbox's delivery makes of one claimed batch: a function sending one of its rows
+# at a given time (it looks up, once per batch, what the rows' sends need).
+Sender = Callable[[list[Any]], Callable[[Any, datetime], "Attempt"]]
+
+
 def callbacks_deliver_due(*, now: datetime | None = None, batch_size: int = 10) -> DeliveryRun:
-    """Claim up to `batch_size` due callbacks and send each once.
+    """Claim up to `batch_size` due callbacks and send each once (`outbox_deliver_due`)."""
+
+    def sender(rows: list[CallbackDelivery]) -> Callable[[CallbackDelivery, datetime], Attempt]:
+        organizations = Organization.objects.in_bulk({row.organization_id for row in rows})
+        timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
+        return lambda row, at: _attempt(
+            row, organizations[row.organization_id], now=at, timeout=timeout
+        )
+
+    return outbox_deliver_due(CallbackDelivery, sender, now=now, batch_size=batch_size)
+
+
+def outbox_deliver_due(
+    model: Outbox,
+    sender: Sender,
+    *,
+    now: datetime | None = None,
+    batch_size: int = 10,
+    within: Q | None = None,
+) -> DeliveryRun:
+    """Claim up to `batch_size` due rows of `model` (those `within` matches), send each once
+    with what `sender` makes of the batch, and record each outcome.
 
     `now` freezes the clock (tests); by default every step reads the time afresh, so the
-    timestamp a partner checks is the time of its own request.
+    timestamp a receiver checks is the time of its own request.
     """
     clock: Callable[[], datetime] = (lambda: now) if now is not None else timezone.now
     lease_seconds = lease_seconds_for(batch_size)
     claim_id = uuid.uuid4().hex
-    rows = callbacks_claim(
-        now=clock(), batch_size=batch_size, lease_seconds=lease_seconds, claim_id=claim_id
+    rows = outbox_claim(
+        model,
+        now=clock(),
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        claim_id=claim_id,
+        within=within,
     )
     run = DeliveryRun(claimed=len(rows))
     if not rows:
         return run
-    organizations = Organization.objects.in_bulk({row.organization_id for row in rows})
-    timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
+    send = sender(rows)
     # Start no send that could outlast the lease (a send takes at most about the timeout).
+    timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
     last_start = time.monotonic() + lease_seconds - LEASE_MARGIN_SECONDS - timeout
     for index, row in enumerate(rows):
         if time.monotonic() > last_start:
-            run.released = outbox_release(CallbackDelivery, rows[index:], claim_id)
+            run.released = outbox_release(model, rows[index:], claim_id)
             break
-        attempt = _attempt(row, organizations[row.organization_id], now=clock(), timeout=timeout)
-        status = outbox_record(CallbackDelivery, row, attempt, now=clock())
+        status = outbox_record(model, row, send(row, clock()), now=clock())
         if status == CallbackStatus.DELIVERED:
             run.delivered += 1
         elif status == CallbackStatus.FAILED:

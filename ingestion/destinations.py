@@ -22,9 +22,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,14 +36,10 @@ from cdp.callback_settings import CallbackUrlRefused, callback_target_resolve, c
 from cdp.models import Organization
 from cdp.schema_cache import schema_cached
 from ingestion.callbacks import (
-    LEASE_MARGIN_SECONDS,
     Attempt,
     DeliveryRun,
     http_post,
-    lease_seconds_for,
-    outbox_claim,
-    outbox_record,
-    outbox_release,
+    outbox_deliver_due,
 )
 from ingestion.models import CallbackStatus, Destination, DestinationDelivery
 from ingestion.selectors import user_event_as_json
@@ -237,7 +232,9 @@ def delivery_body(row: DestinationDelivery) -> bytes:
     return orjson.dumps({"type": "user-events", "events": events})
 
 
-def _attempt(row: DestinationDelivery, destination: Destination, *, now: datetime) -> Attempt:
+def _attempt(
+    row: DestinationDelivery, destination: Destination, *, now: datetime, timeout: int
+) -> Attempt:
     try:
         target = callback_target_resolve(destination.url)
     except CallbackUrlRefused as refused:
@@ -246,41 +243,28 @@ def _attempt(row: DestinationDelivery, destination: Destination, *, now: datetim
     headers = webhook_headers(
         secret=destination.secret, webhook_id=row.webhook_id, body=body, now=now
     )
-    return http_post(target, body, headers, settings.CDP_CALLBACK_TIMEOUT_SECONDS)
+    return http_post(target, body, headers, timeout)
 
 
 def destinations_deliver_due(*, batch_size: int = 10, now: datetime | None = None) -> DeliveryRun:
-    """Claim up to `batch_size` due deliveries of enabled destinations and send each once."""
-    lease_seconds = lease_seconds_for(batch_size)
-    claim_id = uuid.uuid4().hex
-    rows = outbox_claim(
+    """Claim up to `batch_size` due deliveries of enabled destinations and send each once
+    (`outbox_deliver_due`)."""
+
+    def sender(
+        rows: list[DestinationDelivery],
+    ) -> Callable[[DestinationDelivery, datetime], Attempt]:
+        destinations = Destination.objects.filter(
+            organization_id__in={r.organization_id for r in rows}
+        ).in_bulk({r.destination_id for r in rows})
+        timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
+        return lambda row, at: _attempt(
+            row, destinations[row.destination_id], now=at, timeout=timeout
+        )
+
+    return outbox_deliver_due(
         DestinationDelivery,
-        now=now or timezone.now(),
+        sender,
+        now=now,
         batch_size=batch_size,
-        lease_seconds=lease_seconds,
-        claim_id=claim_id,
         within=Q(destination__enabled=True),
     )
-    run = DeliveryRun(claimed=len(rows))
-    destinations = {
-        d.pk: d
-        for d in Destination.objects.filter(
-            organization_id__in={r.organization_id for r in rows},
-            pk__in={r.destination_id for r in rows},
-        )
-    }
-    timeout = settings.CDP_CALLBACK_TIMEOUT_SECONDS
-    last_start = time.monotonic() + lease_seconds - LEASE_MARGIN_SECONDS - timeout
-    for index, row in enumerate(rows):
-        if time.monotonic() > last_start:
-            run.released = outbox_release(DestinationDelivery, rows[index:], claim_id)
-            break
-        attempt = _attempt(row, destinations[row.destination_id], now=now or timezone.now())
-        status = outbox_record(DestinationDelivery, row, attempt, now=now or timezone.now())
-        if status == CallbackStatus.DELIVERED:
-            run.delivered += 1
-        elif status == CallbackStatus.FAILED:
-            run.failed += 1
-        elif status == CallbackStatus.PENDING:
-            run.retrying += 1
-    return run

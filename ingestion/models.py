@@ -157,7 +157,30 @@ class CallbackStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class CallbackDelivery(models.Model):
+class OutboxRow(models.Model):
+    """What every outbox row holds besides its payload: its delivery state, and a worker's
+    lease. The outboxes share the machinery that claims, sends and records them
+    (ingestion/callbacks.py `outbox_claim`, `outbox_deliver_due`)."""
+
+    status = models.CharField(
+        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # A worker's claim: nobody else sends the row before `locked_until`.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=32, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class CallbackDelivery(OutboxRow):
     """The outbox of ingestion callbacks: one row per ingest request that stored or
     rejected entries while the organization's callback was on, written in that request's
     transaction and sent by `manage.py run_worker` (ingestion/callbacks.py).
@@ -179,19 +202,6 @@ class CallbackDelivery(models.Model):
     # The exact body sent (and signed) on every attempt.
     body = models.TextField()
     entries = models.PositiveIntegerField(default=0)
-    status = models.CharField(
-        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
-    )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    # A worker's claim: nobody else sends the row before `locked_until`.
-    locked_until = models.DateTimeField(null=True, blank=True)
-    locked_by = models.CharField(max_length=32, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField()
 
     class Meta:
         verbose_name = "callback delivery"
@@ -250,7 +260,7 @@ class Destination(models.Model):
         return self.name
 
 
-class DestinationDelivery(models.Model):
+class DestinationDelivery(OutboxRow):
     """One POST to a destination: up to 100 events of one ingest request, in its order.
     Written by the request's own write statement; sent by `run_worker` with the callback
     backoff, the same `webhook-id` on every attempt."""
@@ -270,18 +280,6 @@ class DestinationDelivery(models.Model):
     request_id = models.CharField(max_length=32)
     # The events' eventIds, in request order; each is read and rendered at every attempt.
     event_ids = models.JSONField(default=list)
-    status = models.CharField(
-        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
-    )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    locked_until = models.DateTimeField(null=True, blank=True)
-    locked_by = models.CharField(max_length=32, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField()
 
     class Meta:
         verbose_name = "destination delivery"

@@ -10,6 +10,7 @@ outcome with its backoff, until nothing is due or its time is up.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from django_tasks import task
 
 from cdp.models import EntityRecord, Organization
 from ingestion.backfill import user_event_backfill
-from ingestion.callbacks import callback_deliveries_purge, callbacks_deliver_due
+from ingestion.callbacks import DeliveryRun, callback_deliveries_purge, callbacks_deliver_due
 from ingestion.destinations import destinations_deliver_due
 from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
 from journeys.models import JourneyEventConfig, backfill_progress_key
@@ -29,30 +30,29 @@ from journeys.models import JourneyEventConfig, backfill_progress_key
 DRAIN_SECONDS = 20.0
 
 
-@task()
-def deliver_callbacks() -> int:
-    """Send the due ingestion callbacks; how many were delivered."""
+def _drain(deliver_due: Callable[..., DeliveryRun]) -> int:
+    """Send what an outbox has due, a batch at a time, until nothing is or DRAIN_SECONDS
+    have passed; how many were delivered."""
     delivered = 0
     ends = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < ends:
-        run = callbacks_deliver_due(batch_size=10)
+        run = deliver_due(batch_size=10)
         delivered += run.delivered
         if not run.claimed:
             break
     return delivered
+
+
+@task()
+def deliver_callbacks() -> int:
+    """Send the due ingestion callbacks; how many were delivered."""
+    return _drain(callbacks_deliver_due)
 
 
 @task()
 def deliver_destinations() -> int:
     """Send the due deliveries of enabled destinations; how many were delivered."""
-    delivered = 0
-    ends = time.monotonic() + DRAIN_SECONDS
-    while time.monotonic() < ends:
-        run = destinations_deliver_due(batch_size=10)
-        delivered += run.delivered
-        if not run.claimed:
-            break
-    return delivered
+    return _drain(destinations_deliver_due)
 
 
 @task()

@@ -879,18 +879,7 @@ class PortableWriter:
             )
             for h in plan.history
         )
-        DestinationDelivery.objects.bulk_create(
-            DestinationDelivery(
-                organization_id=organization_id,
-                destination_id=d["destination_id"],
-                webhook_id=d["webhook_id"],
-                request_id=plan.request_id,
-                event_ids=d["event_ids"],
-                next_attempt_at=now,
-                created_at=now,
-            )
-            for d in plan.deliveries
-        )
+        deliveries_create(organization_id, plan.request_id, now, plan.deliveries)
         if plan.idempotency is not None:
             idempotency = plan.idempotency
             # A row already there has expired (the read found none live): replaced.
@@ -933,6 +922,25 @@ def user_event_from_row(
         created_at=now,
         event_at=datetime.fromtimestamp(row.event_at_ms / 1000, tz=UTC),
         **columns,
+    )
+
+
+def deliveries_create(
+    organization_id: int, request_id: str, now: datetime, deliveries: Sequence[dict[str, Any]]
+) -> None:
+    """Destination delivery rows (ingestion/destinations.py `deliveries_plan`) through the
+    ORM: the portable writer's and a backfill's. PostgreSQL's ingest write has its CTE."""
+    DestinationDelivery.objects.bulk_create(
+        DestinationDelivery(
+            organization_id=organization_id,
+            destination_id=d["destination_id"],
+            webhook_id=d["webhook_id"],
+            request_id=request_id,
+            event_ids=d["event_ids"],
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for d in deliveries
     )
 
 

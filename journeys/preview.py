@@ -77,10 +77,7 @@ def user_event_preview(
         event_key="",
         **config_attributes(settings),
     )
-    models = organization_models(organization=organization)
-    loaded = next(
-        m for m in (*models.system.values(), *models.custom.values()) if m.pk == data_model.pk
-    )
+    loaded = organization_models(organization=organization).by_pk()[data_model.pk]
     rules = config_rules(config, loaded)
     explain = filter_explain(config.filters or {}, schema)
     action = CREATED if trigger == Trigger.CREATED else UPDATED

@@ -146,7 +146,8 @@ def test_a_viewer_sees_destinations_but_cannot_add_or_replay(console, viewer_a, 
     delivery = _failed_delivery(destination)
     console.force_login(viewer_a)
 
-    assert console.get(url("ingestion_destination_changelist")).status_code == 200
+    listed = console.get(url("ingestion_destination_changelist"))
+    assert listed.status_code == 200 and "http://127.0.0.1:9/a" in listed.content.decode()
     assert _add(console, tenant_a, name="Other").status_code == 403
     console.post(
         url("ingestion_destinationdelivery_changelist"),
