@@ -7,10 +7,14 @@ wire before the tenant is known, are documented in docs/decisions.md (token dige
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, Left, Lower
 
 from cdp import identifiers
 from cdp.schema import (
@@ -252,6 +256,28 @@ class FieldDefinition(models.Model):
         )
 
 
+# A record's three personal identifiers, as erasure reads them: the Order model names its
+# email and phone customerEmail and customerPhone; emails compare case-insensitively.
+RECORD_IDENTIFIERS = {
+    "customerId": KT("data__customerId"),
+    "email": Lower(Coalesce(KT("data__email"), KT("data__customerEmail"))),
+    "phone": Coalesce(KT("data__phone"), KT("data__customerPhone")),
+}
+# Which records carry each (the erasure indexes' conditions).
+RECORD_IDENTIFIER_KEYS = {
+    "customerId": ["customerId"],
+    "email": ["email", "customerEmail"],
+    "phone": ["phone", "customerPhone"],
+}
+# Indexes hold the first 255 characters: text fields have no length limit, and a B-tree
+# entry has one. A lookup compares the prefixes (the index) and then the whole values.
+IDENTIFIER_INDEXED_LENGTH = 255
+
+
+def identifier_indexed(expression: Any) -> Left:
+    return Left(expression, IDENTIFIER_INDEXED_LENGTH)
+
+
 class EntityRecord(models.Model):
     # Indexed by the constraints that lead with it (no index of its own to update).
     organization = models.ForeignKey(
@@ -283,9 +309,74 @@ class EntityRecord(models.Model):
             ),
             models.UniqueConstraint(fields=["organization", "cdp_id"], name="record_unique_cdp_id"),
         ]
+        # Erasure (ingestion/erasure.py) looks a person's records up by these, in every
+        # model at once; partial, so a record that carries none of them costs no entry.
+        # The lookups repeat each index's expression and condition exactly.
+        indexes = [
+            models.Index(
+                "organization",
+                identifier_indexed(RECORD_IDENTIFIERS[kind]),
+                name=f"record_org_{name}",
+                condition=Q(data__has_any_keys=RECORD_IDENTIFIER_KEYS[kind]),
+            )
+            for kind, name in (
+                ("customerId", "customer_id"),
+                ("email", "email"),
+                ("phone", "phone"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.data_model.source_name}/{self.key}"
+
+
+class ErasureRequest(models.Model):
+    """One erasure of a person's data (ingestion/erasure.py): who asked, what it erased,
+    and, when it suppresses, the SHA-256 digests of the identifiers it was given (never
+    the values). An organization's unlifted suppressions refuse later entries that carry
+    one of those identifiers (`cdp.suppression`)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="erasure_requests", db_index=False
+    )
+    erasure_id = models.CharField("erasure ID", max_length=32, editable=False)
+    # Which identifiers were given (customerId, email, phone), never their values.
+    identifiers = models.JSONField(default=list)
+    # Who asked: "API key <prefix>", a member's username, or "operator" (manage.py erase).
+    requested_by = models.CharField(max_length=200)
+    records = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    history = models.PositiveIntegerField("history entries", default=0)
+    callbacks = models.PositiveIntegerField("pending callbacks changed", default=0)
+    deliveries = models.PositiveIntegerField("destination deliveries changed", default=0)
+    suppress = models.BooleanField(default=False)
+    # `<kind>:<sha256 hex>` for each identifier given, kept while the suppression holds.
+    digests = models.JSONField(default=list, blank=True)
+    suppression_lifted_at = models.DateTimeField(null=True, blank=True)
+    suppression_lifted_by = models.CharField(max_length=200, blank=True)
+    # When the worker removed the identifiers from the request log, the stored answers
+    # and the sent callbacks (ingestion/erasure.py `erasure_logs_scrub`).
+    logs_scrubbed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "erasure request"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "erasure_id"], name="erasure_unique_id"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="erasure_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.erasure_id
+
+    @property
+    def suppressing(self) -> bool:
+        return self.suppress and self.suppression_lifted_at is None
 
 
 class ScheduledRun(models.Model):

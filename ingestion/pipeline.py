@@ -37,6 +37,7 @@ from cdp.identifiers import cdp_ids_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
 from cdp.selectors import LoadedModel, OrganizationModels, organization_models
+from cdp.suppression import SUPPRESSED_MESSAGE, suppressed_digests, suppressed_fields
 from ingestion.destinations import destination_routes
 from ingestion.log import ingest_log_line, ingest_replay_log_line
 from ingestion.payload import (
@@ -234,6 +235,17 @@ def ingest(
     return prepared.refusal or ingest_write(prepared)
 
 
+def _unless_suppressed(entry: ValidEntry, digests: frozenset[str]) -> ValidEntry | RejectedEntry:
+    """The entry, or its refusal when it carries an identifier an erasure suppressed. The
+    result then names the entry by its key only when the key is not that identifier: the
+    result is logged, and a suppressed identifier is never stored."""
+    fields = suppressed_fields(entry.patch, digests)
+    if not fields:
+        return entry
+    key = None if entry.model.schema.key_field in fields else entry.key
+    return RejectedEntry(entry.index, key, SUPPRESSED_MESSAGE)
+
+
 def ingest_prepare(
     *,
     organization: Organization,
@@ -309,6 +321,7 @@ def ingest_prepare(
     rejected: list[RejectedEntry] = []
     object_type, system_model = payload.object_type, request_models.system_model
     custom_models = request_models.custom_models
+    digests = suppressed_digests(organization.pk, version=schema_version)
     for index, entry in enumerate(payload.entries):
         checked = entry_validate(
             entry,
@@ -317,6 +330,8 @@ def ingest_prepare(
             system_model=system_model,
             custom_models=custom_models,
         )
+        if digests and type(checked) is ValidEntry:
+            checked = _unless_suppressed(checked, digests)
         (valid if type(checked) is ValidEntry else rejected).append(checked)  # type: ignore[arg-type]
     return replace(
         prepared,

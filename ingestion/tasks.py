@@ -22,6 +22,7 @@ from cdp.models import EntityRecord, Organization
 from ingestion.backfill import user_event_backfill
 from ingestion.callbacks import DeliveryRun, callback_deliveries_purge, callbacks_deliver_due
 from ingestion.destinations import destinations_deliver_due
+from ingestion.erasure import erasure_logs_scrub
 from ingestion.log import idempotency_keys_purge, ingestion_requests_purge, record_history_purge
 from journeys.models import JourneyEventConfig, backfill_progress_key
 
@@ -98,3 +99,11 @@ def purge_record_history() -> int:
     """Delete the record history entries older than CDP_RECORD_HISTORY_DAYS."""
     before = timezone.now() - timedelta(days=settings.CDP_RECORD_HISTORY_DAYS)
     return record_history_purge(before=before)
+
+
+@task()
+def erasure_logs_scrub_task(organization_id: int, erasure_id: str, digests: list[str]) -> int:
+    """Queued by an erasure in its transaction: the log scrub (ingestion/erasure.py)."""
+    return erasure_logs_scrub(
+        organization_id=organization_id, erasure_id=erasure_id, digests=digests
+    )

@@ -1,6 +1,12 @@
 from django.urls import path
 
-from ingestion.api.views import RecordHistoryView, RecordView, UserEventsView, ingest_endpoint
+from ingestion.api.views import (
+    ErasureView,
+    RecordHistoryView,
+    RecordView,
+    UserEventsView,
+    ingest_endpoint,
+)
 
 urlpatterns = [
     path("ingest", ingest_endpoint, name="ingest"),
@@ -11,4 +17,5 @@ urlpatterns = [
         name="record-history",
     ),
     path("user-events", UserEventsView.as_view(), name="user-events"),
+    path("erasure", ErasureView.as_view(), name="erasure"),
 ]

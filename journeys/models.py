@@ -6,10 +6,11 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 
 from cdp.identifiers import ALNUM, UPPER_ALNUM, random_string
-from cdp.models import DataModel, Organization
+from cdp.models import DataModel, Organization, identifier_indexed
 from cdp.querysets import ProbedDatesQuerySet
 from cdp.schema import CATEGORIES, CHANNELS
 from journeys.event_time import EVENT_TIME_INGESTED
@@ -107,6 +108,11 @@ class JourneyEventConfig(models.Model):
         return f"{self.event_name} ({self.trigger})"
 
 
+# An event's three personal identifiers, by column, as erasure reads them (emails
+# compare case-insensitively).
+EVENT_IDENTIFIERS = {"customer_id": F("customer_id"), "email": Lower("email"), "phone": F("phone")}
+
+
 class UserEvent(models.Model):
     # Indexed by the constraints that lead with it (no index of its own to update).
     organization = models.ForeignKey(
@@ -181,6 +187,17 @@ class UserEvent(models.Model):
             models.Index(
                 fields=["organization", "source_id", "-event_at", "-id"],
                 name="userevent_org_srcid_time",
+            ),
+            # Erasure (ingestion/erasure.py) finds a person's events by these; partial, so
+            # an event that carries none of them costs no entry.
+            *(
+                models.Index(
+                    "organization",
+                    identifier_indexed(expression),
+                    name=f"userevent_org_{column}",
+                    condition=~Q(**{column: ""}),
+                )
+                for column, expression in EVENT_IDENTIFIERS.items()
             ),
         ]
         constraints = [

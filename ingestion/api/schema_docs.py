@@ -440,3 +440,68 @@ USER_EVENTS = {
         **_UNAVAILABLE,
     },
 }
+
+
+class ErasureResponseBody(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always true.")
+    erasureId = serializers.CharField(help_text="32 lowercase hex; the Console lists it")
+    records = serializers.IntegerField(help_text="Records erased, of every model")
+    events = serializers.IntegerField(help_text="User events erased")
+
+
+def _identifier(description: str) -> dict:
+    # At least one character that is not white space (a blank value is refused).
+    return {
+        "type": "string",
+        "nullable": True,
+        "minLength": 1,
+        "pattern": r"\S",
+        "description": description + "; null or absent: not given",
+    }
+
+
+ERASURE = {
+    "operation_id": "erasure",
+    "summary": "Erase a person's records and user events, and optionally keep them out",
+    "tags": ["Data Ingestion API"],
+    "request": {
+        "application/json": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "customerId": _identifier("Exact match"),
+                "email": _identifier("Case-insensitive match (email or customerEmail)"),
+                "phone": _identifier("Exact match (phone or customerPhone)"),
+                "suppress": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "true: keep a SHA-256 digest of each identifier and "
+                    "refuse later entries carrying one (status 101)",
+                },
+            },
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("customerId", "email", "phone")
+            ],
+        }
+    },
+    "parameters": [*_HEADERS, *_RESPONSE_HEADERS],
+    "responses": {
+        200: ErasureResponseBody,
+        400: _error(
+            "INVALID_JSON; MISSING_INFO `Invalid value of: customerId, email, phone` (the "
+            "fields given badly, any unknown field, or all three when none is given)"
+        ),
+        **_AUTH_ERRORS,
+        **_UNAVAILABLE,
+        **BODY_TIMEOUT,
+        413: _error("PAYLOAD_TOO_LARGE: the body is over CDP_INGEST_MAX_BODY_BYTES"),
+    },
+    "examples": [
+        OpenApiExample(
+            "by email, suppressed",
+            request_only=True,
+            value={"email": "ana@example.com", "suppress": True},
+        )
+    ],
+}

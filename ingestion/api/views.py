@@ -15,7 +15,8 @@ from cdp.models import EntityRecord
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
-from ingestion.payload import IDEMPOTENCY_KEY_HEADER, is_dry_run
+from ingestion.erasure import erasure_order_parse, erasure_run
+from ingestion.payload import IDEMPOTENCY_KEY_HEADER, body_parse, body_read, is_dry_run
 from ingestion.pipeline import ingest
 
 
@@ -130,5 +131,30 @@ class UserEventsView(IngestionApiView):
                 "success": True,
                 "events": [selectors.user_event_as_json(e) for e in events],
                 "next": next_cursor,
+            }
+        )
+
+
+class ErasureView(IngestionApiView):
+    """POST /dhub-i/api/v1.0/erasure: a person's data erased (ingestion/erasure.py)."""
+
+    parser_classes: list = []  # the body is read as the ingest endpoint reads it
+
+    @extend_schema(**schema_docs.ERASURE)
+    def post(self, request: Request) -> Response:
+        raw = body_read(request._request)
+        order = erasure_order_parse(body_parse(raw, request.content_type or ""))
+        api_key = request.auth.api_key
+        erasure = erasure_run(
+            organization=request.auth.organization,
+            order=order,
+            requested_by=f"API key {api_key.prefix}… ({api_key.name})",
+        )
+        return Response(
+            {
+                "success": True,
+                "erasureId": erasure.erasure_id,
+                "records": erasure.records,
+                "events": erasure.events,
             }
         )

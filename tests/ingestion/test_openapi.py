@@ -236,7 +236,7 @@ def test_every_operation_documents_503_service_unavailable(schema):
         for path, methods in schema["paths"].items()
         for method, operation in methods.items()
     ]
-    assert len(operations) == 5  # authen, ingest and the three reads
+    assert len(operations) == 6  # authen, ingest, the three reads and erasure
 
     for path, method, operation in operations:
         unavailable = operation["responses"].get("503")
@@ -282,6 +282,23 @@ def test_user_events_endpoint_is_described(schema):
     assert set(page["properties"]) == {"success", "events", "next"}
     event = resolve(schema, page["properties"]["events"]["items"])
     assert set(event["properties"]) == EVENT_KEYS
+
+
+def test_erasure_endpoint_is_described(schema):
+    operation = schema["paths"]["/dhub-i/api/v1.0/erasure"]["post"]
+
+    assert operation["operationId"] == "erasure"
+    assert {"200", "400", "401", "413", "429", "503"} <= set(operation["responses"])
+    answer = json_schema(schema, operation, "200")
+    assert set(answer["properties"]) == {"success", "erasureId", "records", "events"}
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"customerId", "email", "phone", "suppress"}
+    assert body["additionalProperties"] is False
+    assert [branch["required"] for branch in body["anyOf"]] == [
+        ["customerId"],
+        ["email"],
+        ["phone"],
+    ]
 
 
 def test_authentication_endpoint_is_described(schema):
