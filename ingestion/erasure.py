@@ -46,6 +46,9 @@ from ingestion.models import CallbackDelivery, CallbackStatus, DestinationDelive
 from journeys.models import EVENT_IDENTIFIERS, UserEvent
 
 IDENTIFIERS = ("customerId", "email", "phone")
+# Each identifier's name as a Python argument (the Console's form fields, the command's
+# options).
+IDENTIFIER_ARGUMENTS = {"customerId": "customer_id", "email": "email", "phone": "phone"}
 # The event column that holds each identifier.
 _EVENT_COLUMNS = {"customerId": "customer_id", "email": "email", "phone": "phone"}
 # Outbox rows that may still be sent (a failed one, by a Replay).

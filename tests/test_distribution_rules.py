@@ -136,6 +136,7 @@ def test_the_tenant_tables_are_the_ones_the_docs_name():
         "cdp_authtoken",
         "cdp_datamodel",
         "cdp_entityrecord",
+        "cdp_erasurerequest",
         "cdp_fielddefinition",
         "cdp_membership",
         "ingestion_callbackdelivery",
