@@ -20,6 +20,7 @@ Only the standard library, psycopg and orjson (project dependencies); matplotlib
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -40,6 +41,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT_FILE = ROOT / "bench" / "bench-tenant.json"
@@ -495,6 +497,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
 
 
+def suppressions_add(connection: psycopg.Connection, organization_id: int, count: int) -> None:
+    """An erasure request that suppresses `count` identifiers no bench entry carries: every
+    entry is then checked against them (cdp/suppression.py), and all are stored."""
+    digests = [f"email:{hashlib.sha256(f'erased-{n}'.encode()).hexdigest()}" for n in range(count)]
+    connection.execute(
+        "INSERT INTO cdp_erasurerequest (organization_id, erasure_id, identifiers,"
+        " requested_by, records, events, history, callbacks, deliveries, suppress, digests,"
+        " created_at) VALUES (%s, %s, '[\"email\"]', 'bench', 0, 0, 0, 0, 0, true, %s, now())",
+        (organization_id, uuid.uuid4().hex, Jsonb(digests)),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
@@ -515,6 +529,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--suppressions",
+        type=int,
+        default=0,
+        help="suppressed identifiers in the bench organization (none matches its entries)",
+    )
     args = parser.parse_args()
 
     db_name = f"cdp_bench_{os.getpid()}"
@@ -549,6 +569,9 @@ def main() -> None:
                 "SELECT organization_id, id FROM cdp_datamodel WHERE mom_code = %s", (MOM_CODE,)
             ).fetchone()
             c.execute("CREATE TABLE bench_ceiling (LIKE cdp_entityrecord INCLUDING ALL)")
+            if args.suppressions:
+                suppressions_add(c, org_id, args.suppressions)
+                results["suppressions"] = args.suppressions
         server.start()
         token = token_get(args.port)
         keys = Keys()

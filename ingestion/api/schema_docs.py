@@ -463,6 +463,12 @@ def _identifier(description: str) -> dict:
 ERASURE = {
     "operation_id": "erasure",
     "summary": "Erase a person's records and user events, and optionally keep them out",
+    "description": "In one transaction inside the organization: every record of every "
+    "model whose customerId, email (case-insensitively) or phone is a given value, with "
+    "its history; every user event carrying one of them or generated from such a record; "
+    "what undelivered callbacks and destination deliveries hold of them. With suppress, "
+    "later entries carrying a given identifier are refused (status 101, `Suppressed by an "
+    "erasure request`) until an owner lifts it. See docs/privacy.md.",
     "tags": ["Data Ingestion API"],
     "request": {
         "application/json": {

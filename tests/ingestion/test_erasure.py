@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cdp import services
 from cdp.callback_settings import callback_settings_set
@@ -25,7 +26,7 @@ from cdp.models import EntityRecord, ErasureRequest
 from cdp.schema import TAG_KEEP_HISTORY, TAG_SUPPORT_IGNORED_UPDATE_CFS
 from cdp.suppression import SUPPRESSED_MESSAGE
 from ingestion.destinations import destination_create
-from ingestion.erasure import suppression_lift
+from ingestion.erasure import ErasureOrder, erasure_run, suppression_lift
 from ingestion.models import (
     CallbackDelivery,
     DestinationDelivery,
@@ -532,3 +533,35 @@ def test_no_identifier_is_stored_in_clear_anywhere_after_the_erasure(
     )
     assert again["Idempotent-Replayed"] == "true"
     assert again.json()["results"][0]["refId"] is None
+
+
+# --- indexes, not scans ----------------------------------------------------------------
+
+
+def test_every_lookup_of_an_erasure_can_use_an_index(api_a, api_b, receiver_url):
+    """Each SELECT of the erasure's on records and events, planned with sequential scans
+    priced out: a lookup whose expression or condition no index matches still shows one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: the plans are PostgreSQL's")
+    person_load(api_a, receiver_url)
+    person_load(api_b, receiver_url)
+    with CaptureQueriesContext(connection) as queries:
+        erasure_run(
+            organization=api_a.tenant.organization,
+            order=ErasureOrder({"customerId": CUSTOMER_ID, "email": EMAIL, "phone": PHONE}),
+            requested_by="test",
+        )
+    lookups = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT")
+        and ('FROM "cdp_entityrecord"' in q["sql"] or 'FROM "journeys_userevent"' in q["sql"])
+    ]
+    assert len(lookups) == 3 + 3 + 3  # records by each kind; events by each kind and source
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for sql in lookups:
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan" not in plan, (sql, plan)
+            assert "Index" in plan
