@@ -504,7 +504,8 @@ def suppressions_add(connection: psycopg.Connection, organization_id: int, count
     connection.execute(
         "INSERT INTO cdp_erasurerequest (organization_id, erasure_id, identifiers,"
         " requested_by, records, events, history, callbacks, deliveries, suppress, digests,"
-        " created_at) VALUES (%s, %s, '[\"email\"]', 'bench', 0, 0, 0, 0, 0, true, %s, now())",
+        " suppression_lifted_by, created_at)"
+        " VALUES (%s, %s, '[\"email\"]', 'bench', 0, 0, 0, 0, 0, true, %s, '', now())",
         (organization_id, uuid.uuid4().hex, Jsonb(digests)),
     )
 
