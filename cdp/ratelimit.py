@@ -100,24 +100,6 @@ def rate_limit_hit(
         raise refusal
 
 
-def rate_limit_check(
-    *, scope: str, ident: str, windows: Sequence[Window], scope_label: str = ""
-) -> None:
-    """Raise RateLimited if a window is already full, without counting this request."""
-    now = time.time()
-    counters = window_counters(scope=scope, ident=ident, windows=windows, now=now)
-    values = shared_store().get_many([c.key for c in counters])
-    for value, window in zip(values, windows, strict=True):
-        if value is not None and int(value) >= window.limit:
-            raise _refusal(scope_label, window, now)
-
-
-def rate_limit_count(*, scope: str, ident: str, windows: Sequence[Window]) -> None:
-    """Count one event (a failed attempt) in every window."""
-    counters = window_counters(scope=scope, ident=ident, windows=windows, now=time.time())
-    shared_store().exchange(counters=counters)
-
-
 def client_address_of(meta: Mapping[str, Any]) -> str:
     """The client's address, from a request's META. Behind `CDP_TRUSTED_PROXIES` reverse
     proxies (each appending to X-Forwarded-For), the address the outermost trusted proxy

@@ -377,9 +377,5 @@ class ModelSchema:
     def field(self, name: str) -> Field | None:
         return self.fields.get(name)
 
-    def is_custom_field(self, name: str) -> bool:
-        field_ = self.fields.get(name)
-        return field_ is not None and field_.custom
-
     def timestamp_fields(self) -> list[str]:
         return [f.name for f in self.fields.values() if f.type == FieldType.TIMESTAMP]

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from cdp.errors import EntriesLimitExceeded, InvalidJson, InvalidValue, PayloadTooLarge
+from cdp.errors import EntriesLimitExceeded, InvalidJson, InvalidValue
 from cdp.request_body import body_read as request_body_read
 from cdp.request_body import json_parse, payload_too_large
 
@@ -24,10 +24,6 @@ class IngestPayload:
     je_event_key: str | None
     ignored_update_cfs: tuple[str, ...]
     init_data: bool
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"Body is larger than the limit of {limit} bytes")
 
 
 def body_read(source: bytes | HttpRequest) -> bytes:

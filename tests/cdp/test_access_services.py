@@ -1,4 +1,4 @@
-"""Access services (cdp/services.py): organizations, API keys and tokens, two tenants."""
+"""Access services (cdp/services/): organizations, API keys and tokens, two tenants."""
 
 from __future__ import annotations
 
@@ -386,10 +386,10 @@ def test_token_expires_after_its_lifetime(tenant_a, monkeypatch):
     token, raw = services.token_issue(api_key=tenant_a.api_key)
     assert services.token_verify(raw_token=raw, raw_api_key=tenant_a.raw_key) == tenant_a.api_key
 
-    monkeypatch.setattr(services.timezone, "now", lambda: token.issued_at + timedelta(seconds=1799))
+    monkeypatch.setattr(timezone, "now", lambda: token.issued_at + timedelta(seconds=1799))
     assert services.token_verify(raw_token=raw, raw_api_key=tenant_a.raw_key) == tenant_a.api_key
 
-    monkeypatch.setattr(services.timezone, "now", lambda: token.issued_at + timedelta(seconds=1800))
+    monkeypatch.setattr(timezone, "now", lambda: token.issued_at + timedelta(seconds=1800))
     with pytest.raises(services.TokenExpired):
         services.token_verify(raw_token=raw, raw_api_key=tenant_a.raw_key)
 

@@ -194,7 +194,8 @@ def test_field_definitions_can_be_declared_on_a_system_model(tenant_a):
         .schema
     )
     assert [f.name for f in schema.custom_fields] == ["customFieldLong07"]
-    assert schema.is_custom_field("customFieldLong07")
+    declared = schema.field("customFieldLong07")
+    assert declared is not None and declared.custom
 
 
 @pytest.mark.parametrize(
