@@ -44,6 +44,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	DEBUG=true $(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -24,3 +24,10 @@ class CdpConfig(AppConfig):
         schedule_register(
             name="prune_task_results", task=tasks.prune_task_results, every=timedelta(hours=1)
         )
+
+        # Each app's provisioning.py registers its sections of the provisioning file, found
+        # the way admin.autodiscover() finds admin.py. At start-up rather than on first use:
+        # a broken or clashing section fails `manage.py check`, not the operator's first run.
+        from django.utils.module_loading import autodiscover_modules
+
+        autodiscover_modules("provisioning")

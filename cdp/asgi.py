@@ -26,7 +26,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 # The settings of make serve and of the systemd unit, unless the environment names others.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
@@ -37,6 +37,9 @@ from django.conf import settings
 
 from cdp.errors import ApiError, PayloadTooLarge, RequestTimeout, error_body
 from cdp.wsgi import application as wsgi_application
+
+if TYPE_CHECKING:
+    from a2wsgi.wsgi_typing import WSGIApp
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -138,8 +141,16 @@ async def _refuse(send: Send, error: ApiError) -> None:
 
 # WEB_THREADS: threads per worker process (gunicorn.conf.py), each with its own database
 # connection.
+# Two casts of types only: Django's stubs type the handler's answer as HttpResponseBase, which
+# at run time is always a response WSGI can iterate over (bytes); a2wsgi types scopes and
+# messages as TypedDicts, which are the plain dicts the guard passes on.
 application = RequestGuard(
-    WSGIMiddleware(wsgi_application, workers=int(os.environ.get("WEB_THREADS", 8))),
+    cast(
+        App,
+        WSGIMiddleware(
+            cast("WSGIApp", wsgi_application), workers=int(os.environ.get("WEB_THREADS", 8))
+        ),
+    ),
     body_timeout=settings.CDP_REQUEST_BODY_TIMEOUT,
     max_body_bytes=settings.CDP_REQUEST_MAX_BODY_BYTES,
 )

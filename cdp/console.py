@@ -22,34 +22,67 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    PermissionDenied,
+    ValidationError,
+)
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, reverse
+from django.urls import path as url_path  # `path` names an error's path below
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
 from cdp.models import Membership, Organization, Role
 from cdp.ratelimit import client_address_of
 from cdp.services import MANAGER_ROLES
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django_stubs_ext import StrOrPromise
+
 ALL_ROLES = frozenset(Role.values)
 EDIT_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.EDITOR})
 MANAGE_ROLES = frozenset(MANAGER_ROLES)
 READ_ONLY: frozenset[str] = frozenset()
 
+_M = TypeVar("_M", bound=models.Model)
+
 
 # --- who the signed-in member is ----------------------------------------------------------
+
+
+class ConsoleRequest(HttpRequest):
+    """For annotations only: what the Console keeps on Django's request while it handles it
+    (HttpRequest declares none of it). Never instantiated; reads use getattr with a default."""
+
+    _console_roles: dict[int, str]
+    console_service_errors: dict[str, ValidationError]
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """The signed-in user of a Console page: every page is behind the site's sign-in
+    (`ConsoleSite.has_permission`), so never the anonymous user."""
+    user = request.user
+    assert user.is_authenticated
+    return user
 
 
 def member_roles(request: HttpRequest) -> dict[int, str]:
@@ -62,14 +95,16 @@ def member_roles(request: HttpRequest) -> dict[int, str]:
             if user.is_authenticated
             else {}
         )
-        request._console_roles = roles
+        cast(ConsoleRequest, request)._console_roles = roles
     return roles
 
 
 def role_allows(request: HttpRequest, organization_id: int | None, roles: frozenset[str]) -> bool:
     if request.user.is_superuser:
         return True
-    return member_roles(request).get(organization_id) in roles
+    roles_by_organization = member_roles(request)
+    # An object without an organization (None) is in none of the member's organizations.
+    return organization_id is not None and roles_by_organization.get(organization_id) in roles
 
 
 def organizations_where(request: HttpRequest, roles: frozenset[str]) -> QuerySet[Organization]:
@@ -81,8 +116,18 @@ def organizations_where(request: HttpRequest, roles: frozenset[str]) -> QuerySet
     return Organization.objects.filter(pk__in=ids)
 
 
+class OrganizationOwned(Protocol):
+    """A Console object other than an organization: it belongs to one."""
+
+    @property
+    def organization_id(self) -> int | None: ...
+
+
 def organization_id_of(obj: models.Model) -> int | None:
-    return obj.pk if isinstance(obj, Organization) else obj.organization_id
+    if isinstance(obj, Organization):
+        return obj.pk
+    # Every model of the Console but Organization has its organization's foreign key.
+    return cast(OrganizationOwned, obj).organization_id
 
 
 # --- the site -----------------------------------------------------------------------------
@@ -91,7 +136,57 @@ def organization_id_of(obj: models.Model) -> int | None:
 SECTIONS = {"cdp": "Setup", "journeys": "Data Manipulation", "ingestion": "Data Ingestion"}
 
 
+# What an app contributes to a core model's page: (request, model admin, object) → the
+# fragment's context; and a page under one object's: (request, model admin, object) → response.
+# The object is one of the model it is registered for (`PanelContext[DataModel]`).
+PanelContext = Callable[[HttpRequest, "ConsoleModelAdmin", _M], dict[str, Any]]
+ObjectView = Callable[[HttpRequest, "ConsoleModelAdmin", _M], HttpResponse]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A part of a core model's Console page that an app contributes (`register_panel`)."""
+
+    key: str
+    template: str
+    context: PanelContext[Any]
+    title: str = ""
+    order: int = 50
+
+
+@dataclass(frozen=True)
+class RenderedPanel:
+    """A panel as its page's template shows it: `html` is its fragment, rendered."""
+
+    key: str
+    title: str
+    html: SafeString
+
+
 class ConsoleSite(admin.AdminSite):
+    """The Console, and the registry through which apps contribute to the core's pages.
+
+    The core imports no app, so an app adds its parts of a core model's pages from its own
+    modules when Django loads it (its `admin.py`, or a module its AppConfig.ready()
+    imports), as it registers its ModelAdmins:
+
+    - `register_view(route, view, name)`: a page of its own beside the model pages.
+    - `register_object_view(model, route, view, name)`: a page under one object's page,
+      `<object_id>/<route>`, named `<app_label>_<model_name>_<name>` (e.g.
+      `admin:cdp_datamodel_test_ingest`). The view is called as `view(request,
+      model_admin, obj)` with the object already looked up in the member's organizations
+      (another tenant's id is 404) and viewable; it checks any write permission itself.
+    - `register_panel(model, slot, key=…, template=…, context=…)`: a template fragment
+      shown in a named slot of the model's pages, rendered with `original` (the object),
+      `opts` and what `context(request, model_admin, obj)` returns. A page's admin lists
+      the slots of its change page in `console_slots`; its template shows them:
+
+      - `cdp.DataModel` "tabs": a tab of the model's page (`key` makes its element ids
+        `tab-<key>`, `title` is its label and heading, `order` its place after Fields);
+      - `cdp.DataModel` "delete_refused": paragraphs on the page that refuses deleting it;
+      - `cdp.Organization` "callback_tools": links beside the callback settings.
+    """
+
     site_title = "cdp Console"
     site_header = "Console"
     index_title = "Models, User Events and ingestion of your organizations"
@@ -101,6 +196,8 @@ class ConsoleSite(admin.AdminSite):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._views: list[tuple[str, Any, str]] = []
+        self._object_views: dict[type[models.Model], list[tuple[str, ObjectView[Any], str]]] = {}
+        self._panels: dict[tuple[type[models.Model], str], list[Panel]] = {}
 
     def register_view(self, route: str, view: Any, name: str) -> None:
         """A page an app adds to the Console beside its model pages (its admin module
@@ -108,10 +205,40 @@ class ConsoleSite(admin.AdminSite):
         `route`, named `name` in the `admin` namespace."""
         self._views.append((route, view, name))
 
-    def get_urls(self) -> list[Any]:
-        from django.urls import path
+    def register_object_view(
+        self, model: type[_M], route: str, view: ObjectView[_M], name: str
+    ) -> None:
+        """A page an app adds under each object's page of `model` (see the class)."""
+        self._object_views.setdefault(model, []).append((route, view, name))
 
-        extra = [path(route, self.admin_view(view), name=name) for route, view, name in self._views]
+    def object_views(self, model: type[models.Model]) -> list[tuple[str, ObjectView[Any], str]]:
+        return list(self._object_views.get(model, []))
+
+    def register_panel(
+        self,
+        model: type[_M],
+        slot: str,
+        *,
+        key: str,
+        template: str,
+        context: PanelContext[_M],
+        title: str = "",
+        order: int = 50,
+    ) -> None:
+        """A fragment an app adds to `slot` of `model`'s pages (see the class)."""
+        panels = self._panels.setdefault((model, slot), [])
+        if any(panel.key == key for panel in panels):
+            # Two panels with one key would give the page two elements with one id.
+            raise ImproperlyConfigured(f"A panel {key!r} is already in {model.__name__} {slot}.")
+        panels.append(Panel(key=key, template=template, context=context, title=title, order=order))
+
+    def panels(self, model: type[models.Model], slot: str) -> list[Panel]:
+        return sorted(self._panels.get((model, slot), []), key=lambda panel: panel.order)
+
+    def get_urls(self) -> list[Any]:
+        extra = [
+            url_path(route, self.admin_view(view), name=name) for route, view, name in self._views
+        ]
         return [*extra, *super().get_urls()]
 
     def has_permission(self, request: HttpRequest) -> bool:
@@ -127,18 +254,21 @@ class ConsoleSite(admin.AdminSite):
         for label, app in apps.items():
             app["name"] = SECTIONS.get(label, app["name"])
             for entry in app["models"]:
-                model_admin = self._registry[entry["model"]]
-                entry["name"] = model_admin.console_section_name()
-            app["models"].sort(key=lambda e: self._registry[e["model"]].console_order)
+                entry["name"] = self._console_admin(entry["model"]).console_section_name()
+            app["models"].sort(key=lambda e: self._console_admin(e["model"]).console_order)
         order = list(SECTIONS)
         return sorted(
             apps.values(),
             key=lambda a: order.index(a["app_label"]) if a["app_label"] in order else 99,
         )
 
+    def _console_admin(self, model: type[models.Model]) -> ConsoleModelAdmin:
+        # Every model of the Console is registered with a ConsoleModelAdmin.
+        return cast(ConsoleModelAdmin, self._registry[model])
+
     def app_index(
         self, request: HttpRequest, app_label: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
+    ) -> TemplateResponse:
         context = {"title": SECTIONS.get(app_label, app_label), **(extra_context or {})}
         return super().app_index(request, app_label, context)
 
@@ -233,7 +363,8 @@ def with_service_errors(form_class: type[forms.BaseForm], request: HttpRequest) 
     errors = getattr(request, "console_service_errors", None)
     if not errors:
         return form_class
-    return type(form_class)(
+    metaclass: type[type] = type(form_class)  # the form's (DeclarativeFieldsMetaclass)
+    return metaclass(
         form_class.__name__,
         (_ServiceErrorsForm, form_class),
         {"console_service_errors": errors, "__module__": form_class.__module__},
@@ -249,7 +380,7 @@ def adopt(obj: models.Model, saved: models.Model) -> None:
     obj._state.db = saved._state.db
 
 
-def fresh(obj: models.Model) -> models.Model:
+def fresh(obj: _M) -> _M:
     """The stored row of `obj`: the admin's ModelForm has already copied the posted values
     onto `obj`, and services compare against what is stored."""
     return type(obj)._default_manager.get(pk=obj.pk)
@@ -339,7 +470,7 @@ class TenantScoped:
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
-    ) -> forms.Field | None:
+    ) -> forms.ModelChoiceField | None:
         """Choices come from the organizations where the member may write, only."""
         related = db_field.remote_field.model
         writable = self.writable_organizations(request)
@@ -362,12 +493,20 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
     # After "+ Add", show the new object's page (its generated identifiers).
     land_on_change_page_after_add = False
     actions_on_bottom = False
+    # The slots of the change page where apps' panels go (ConsoleSite.register_panel); the
+    # change_form template shows each as `console_panels.<slot>`.
+    console_slots: tuple[str, ...] = ()
+    admin_site: ConsoleSite  # every Console ModelAdmin is registered with `console_site`
 
-    def console_section_name(self) -> str:
-        return self.console_section or capfirst(self.opts.verbose_name_plural)
+    def console_section_name(self) -> StrOrPromise:
+        plural = self.opts.verbose_name_plural
+        assert plural is not None  # Django sets it when the model class is created
+        return self.console_section or capfirst(plural)
 
-    def console_item_name(self) -> str:
-        return self.console_item or capfirst(self.opts.verbose_name)
+    def console_item_name(self) -> StrOrPromise:
+        name = self.opts.verbose_name
+        assert name is not None  # Django sets it when the model class is created
+        return self.console_item or capfirst(name)
 
     def console_context(self, request: HttpRequest) -> dict[str, Any]:
         return {
@@ -389,6 +528,50 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change, **kwargs)
         return with_service_errors(form, request)
+
+    # What apps contribute to this admin's pages (ConsoleSite's registry).
+
+    def get_urls(self) -> list[URLPattern]:
+        contributed = [
+            object_view_url(self, route, self._with_object(view), name)
+            for route, view, name in self.admin_site.object_views(self.model)
+        ]
+        return [*contributed, *super().get_urls()]
+
+    def _with_object(self, view: ObjectView[Any]) -> Callable[[HttpRequest, str], HttpResponse]:
+        def resolved(request: HttpRequest, object_id: str) -> HttpResponse:
+            obj = self.get_object(request, unquote(object_id))  # another tenant's: 404
+            if not self.has_view_permission(request, obj):
+                raise PermissionDenied
+            return view(request, self, obj)
+
+        return resolved
+
+    def console_panels(
+        self, request: HttpRequest, obj: models.Model, slot: str
+    ) -> list[RenderedPanel]:
+        """The panels apps registered in `slot` of this model's pages, rendered for `obj`."""
+        rendered = []
+        for panel in self.admin_site.panels(self.model, slot):
+            context = {"original": obj, "opts": self.opts, **panel.context(request, self, obj)}
+            html = render_to_string(panel.template, context, request)
+            rendered.append(RenderedPanel(panel.key, panel.title, mark_safe(html.strip())))
+        return rendered
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: models.Model | None = None,
+    ) -> HttpResponse:
+        if change and obj is not None and self.console_slots:
+            context["console_panels"] = {
+                slot: self.console_panels(request, obj, slot) for slot in self.console_slots
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -419,7 +602,7 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
                 self.message_user(request, str(rejected), messages.ERROR)
                 return HttpResponseRedirect(request.get_full_path())
             # The first pass was rolled back; render the same POST with the errors.
-            request.console_service_errors = rejected.errors
+            cast(ConsoleRequest, request).console_service_errors = rejected.errors
             return super().changeform_view(request, object_id, form_url, context)
 
     def delete_view(
@@ -450,6 +633,23 @@ class ConsoleModelAdmin(TenantScoped, admin.ModelAdmin):
                 )
             )
         return super().response_add(request, obj, post_url_continue)
+
+
+def object_view_url(
+    model_admin: admin.ModelAdmin,
+    route: str,
+    view: Callable[[HttpRequest, str], HttpResponse],
+    name: str,
+) -> URLPattern:
+    """The URL of a page under one object's page of `model_admin`: `<object_id>/<route>`,
+    behind the Console's sign-in, named `<app_label>_<model_name>_<name>`. `view` is called
+    with the object's id as it is in the URL (quoted)."""
+    opts = model_admin.opts
+    return url_path(
+        f"<path:object_id>/{route}",
+        model_admin.admin_site.admin_view(view),
+        name=f"{opts.app_label}_{opts.model_name}_{name}",
+    )
 
 
 class ConsoleInline(TenantScoped, admin.TabularInline):
@@ -486,7 +686,9 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        counted = self.object_list[: COUNT_CAP + 1].count()  # a LIMITed subquery
+        # The admin's list pages paginate a QuerySet.
+        object_list = cast(QuerySet[Any], self.object_list)
+        counted = object_list[: COUNT_CAP + 1].count()  # a LIMITed subquery
         self.capped = counted > COUNT_CAP
         return min(counted, COUNT_CAP)
 
@@ -498,7 +700,7 @@ class LargeListAdmin:
     of the whole table. (Its model's manager finds dates by probing, for the date
     hierarchy: cdp.querysets.ProbedDatesQuerySet.)"""
 
-    paginator = CappedCountPaginator
+    paginator: ClassVar[type[Paginator]] = CappedCountPaginator
     show_full_result_count = False
 
 

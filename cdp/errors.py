@@ -204,7 +204,8 @@ def _translate(exc: Exception) -> ApiError | None:
     if isinstance(exc, exceptions.MethodNotAllowed):
         return MethodNotAllowed(str(exc.detail))
     if isinstance(exc, exceptions.Throttled):
-        return RateLimited("Too many requests", retry_after=int(exc.wait or 1))
+        # DRF sets `wait` in Throttled.__init__; its stubs do not declare the attribute.
+        return RateLimited("Too many requests", retry_after=int(exc.wait or 1))  # type: ignore[attr-defined]
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return Unauthorized(str(exc.detail))
     if isinstance(exc, exceptions.NotFound):

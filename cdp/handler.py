@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_urlconf
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
@@ -26,12 +26,13 @@ from cdp.errors import API_PREFIXES
 class CdpWSGIHandler(WSGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async)
-        handler: Any = convert_exception_to_response(self._get_response)
+        # BaseHandler._get_response, which Django's own chain ends with (the stubs omit it).
+        handler: Any = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         for path in reversed(settings.API_MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._api_middleware_chain = handler
 
-    def get_response(self, request: HttpRequest) -> HttpResponse:
+    def get_response(self, request: HttpRequest) -> HttpResponseBase:
         if not request.path.startswith(API_PREFIXES):
             return super().get_response(request)
         # What BaseHandler.get_response does, with the API's chain.

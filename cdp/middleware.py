@@ -1,9 +1,17 @@
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 
 from cdp.errors import api_exception_response
+
+
+class IdentifiedRequest(HttpRequest):
+    """For annotations only: a request this middleware has given its id (HttpRequest does
+    not declare it). Never instantiated: the id is set on Django's own request."""
+
+    request_id: str
 
 
 class RequestIdMiddleware:
@@ -18,9 +26,10 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.request_id = uuid.uuid4().hex
+        identified = cast(IdentifiedRequest, request)
+        identified.request_id = uuid.uuid4().hex
         response = self.get_response(request)
-        response.setdefault("X-Request-Id", request.request_id)
+        response.setdefault("X-Request-Id", identified.request_id)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

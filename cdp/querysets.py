@@ -13,7 +13,10 @@ class ProbedDatesQuerySet(QuerySet):
     """`datetimes()` for the date hierarchy by index probes: the first and last times, then
     one EXISTS per candidate year, month or day, instead of a DISTINCT over every row."""
 
-    def datetimes(self, field_name: str, kind: str, *args: Any, **kwargs: Any) -> list[Any]:
+    # A list, not a QuerySet, on purpose: the admin's date hierarchy only iterates it.
+    def datetimes(  # type: ignore[override]
+        self, field_name: str, kind: str, *args: Any, **kwargs: Any
+    ) -> list[Any]:
         bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
         if bounds["first"] is None:
             return []

@@ -1,6 +1,7 @@
 """JSON responses rendered with orjson: several times faster than the standard library on
 the ingest answer (50 per-entry results), byte for byte the same JSON data."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ class OrjsonRenderer(JSONRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         if data is None:
             return b""

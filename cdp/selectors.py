@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db.models import Prefetch, QuerySet
 
 from cdp.models import ApiKey, DataModel, FieldDefinition, ModelKind, Organization
 from cdp.schema import ModelSchema
 from cdp.schema_cache import schema_cached
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 T = TypeVar("T")
 
@@ -69,15 +72,18 @@ def organization_models(
             system={
                 m.data_model.object_type: m for m in loaded if m.data_model.kind == ModelKind.SYSTEM
             },
-            custom={m.data_model.mom_code: m for m in loaded if m.data_model.is_custom},
+            # A custom model always has its momCode (`custom_model_create` draws it).
+            custom={cast(str, m.data_model.mom_code): m for m in loaded if m.data_model.is_custom},
         )
 
     return schema_cached(organization.pk, "models", load, version=version)
 
 
-def api_keys_usable(*, organization: Organization, user: object) -> QuerySet[ApiKey]:
+def api_keys_usable(*, organization: Organization, user: User | AnonymousUser) -> QuerySet[ApiKey]:
     """The unrevoked API keys `user` holds in an active `organization`: the keys the
-    Console may send a test payload with, as that member."""
+    Console may send a test payload with, as that member. `user` is a Console page's
+    `request.user`, signed in."""
+    assert user.is_authenticated  # every Console page is behind its sign-in
     return ApiKey.objects.filter(
         organization=organization,
         organization__is_active=True,

@@ -20,7 +20,7 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import caches
@@ -181,7 +181,8 @@ class RedisStore(SharedStore):
         if not keys:
             return []
         try:
-            return self._client.mget([self.key(k) for k in keys])
+            # Bytes: the client is made without decode_responses (redis-py types both).
+            return cast("list[bytes | None]", self._client.mget([self.key(k) for k in keys]))
         except self._unreachable as error:
             raise _unavailable(error) from error
 

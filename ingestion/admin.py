@@ -2,17 +2,20 @@
 each request's per-entry results as a table; of the callback deliveries, read-only but
 for "Retry now" (`callback_delivery_retry`) on failed ones; of the destinations
 (created with their secret shown once, edited, turned on and off) with their deliveries
-and "Replay"; and of the erasure requests (a form, the list, "Lift the suppression")."""
+and "Replay"; and of the erasure requests (a form, the list, "Lift the suppression").
+At the end, what ingestion adds to the core's pages: a model's Data Ingestion API tab and
+its test page (ingestion/console.py), and an organization's callback deliveries."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import display_for_value, unquote
+from django.contrib.admin.utils import display_for_value, flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -22,7 +25,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -35,15 +38,17 @@ from cdp.console import (
     adopt,
     console_site,
     member_roles,
+    object_view_url,
     role_allows,
     visible_organization_ids,
 )
 from cdp.errors import ApiError
-from cdp.models import ErasureRequest, Role
+from cdp.models import DataModel, ErasureRequest, Organization, Role
 from cdp.schema import SYSTEM_MODELS
 from ingestion import tasks
 from ingestion.backfill import BackfillRefused, user_event_backfill
 from ingestion.callbacks import callback_delivery_retry
+from ingestion.console import data_ingestion_tab, test_ingest_view
 from ingestion.destinations import (
     DestinationInvalid,
     deliveries_replay,
@@ -66,6 +71,10 @@ from ingestion.models import (
 )
 from journeys.events import event_as_json
 from journeys.models import JourneyEventConfig
+
+if TYPE_CHECKING:
+    # The stubs' names of a fieldset's options and of list_display (no public alias).
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec, _ListDisplayT
 
 OWNER_ROLES = frozenset({Role.OWNER})
 # The statuses an ingest request can answer (the wire contract's).
@@ -157,17 +166,18 @@ class IngestionRequestAdmin(LargeListAdmin, ConsoleModelAdmin):
         ),
     ]
     # Shown only for a request sent with an Idempotency-Key.
-    idempotency_fieldset = ("Idempotency", {"fields": ("idempotency_key", "replayed")})
-    readonly_fields = tuple(
-        name for _title, options in [*fieldsets, idempotency_fieldset] for name in options["fields"]
+    idempotency_fieldset: tuple[str, _FieldOpts] = (
+        "Idempotency",
+        {"fields": ("idempotency_key", "replayed")},
     )
+    readonly_fields = tuple(flatten_fieldsets([*fieldsets, idempotency_fieldset]))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[IngestionRequest]:
         return super().get_queryset(request).select_related("api_key", "config", "organization")
 
     def get_fieldsets(
         self, request: HttpRequest, obj: IngestionRequest | None = None
-    ) -> list[tuple[str | None, dict[str, Any]]]:
+    ) -> _FieldsetSpec:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.idempotency_key:
             return [fieldsets[0], self.idempotency_fieldset, *fieldsets[1:]]
@@ -188,7 +198,7 @@ class IngestionRequestAdmin(LargeListAdmin, ConsoleModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        logged = self.get_object(request, unquote(object_id))
+        logged = cast(IngestionRequest, self.get_object(request, unquote(object_id)))
         context = {"entry_results": logged.results, **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
@@ -254,12 +264,12 @@ class CallbackDeliveryAdmin(ConsoleModelAdmin):
         ),
         ("Body sent", {"fields": ("body_shown",)}),
     ]
-    readonly_fields = tuple(name for _title, options in fieldsets for name in options["fields"])
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CallbackDelivery]:
         return super().get_queryset(request).select_related("organization")
 
-    def get_list_display(self, request: HttpRequest) -> tuple:
+    def get_list_display(self, request: HttpRequest) -> _ListDisplayT[CallbackDelivery]:
         columns = super().get_list_display(request)
         many = request.user.is_superuser or len(member_roles(request)) > 1
         return (*columns, "organization") if many else columns
@@ -379,22 +389,14 @@ class CallbackDeliveryAdmin(ConsoleModelAdmin):
             )
 
     def get_urls(self) -> list:
-        view = self.admin_site.admin_view(self.retry_view)
-        return [
-            path(
-                "<path:object_id>/retry/",
-                view,
-                name=f"{self.opts.app_label}_{self.opts.model_name}_retry",
-            ),
-            *super().get_urls(),
-        ]
+        return [object_view_url(self, "retry/", self.retry_view, "retry"), *super().get_urls()]
 
     def _may_retry(self, request: HttpRequest, delivery: CallbackDelivery) -> bool:
         return role_allows(request, delivery.organization_id, MANAGE_ROLES)
 
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """ "Retry now" on a failed delivery's page (POST only)."""
-        delivery = self.get_object(request, unquote(object_id))
+        delivery = cast(CallbackDelivery, self.get_object(request, unquote(object_id)))
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self._may_retry(request, delivery):
@@ -430,7 +432,7 @@ class CallbackDeliveryAdmin(ConsoleModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        delivery = self.get_object(request, unquote(object_id))
+        delivery = cast(CallbackDelivery, self.get_object(request, unquote(object_id)))
         context = {
             "can_retry": delivery.status == CallbackStatus.FAILED
             and self._may_retry(request, delivery),
@@ -466,6 +468,7 @@ class DestinationForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         names = [e for e in (cleaned.get("events_text") or "").split(",") if e.strip()]
         try:
             name, url, events = destination_settings_check(
@@ -479,6 +482,11 @@ class DestinationForm(forms.ModelForm):
             return cleaned
         cleaned.update(name=name, url=url, events=events)
         return cleaned
+
+
+# The new destination's secret, from save_model to response_add of the same request: an
+# attribute HttpRequest's type does not declare, so it is set and read by name.
+_CREATED_SECRET = "_destination_secret"
 
 
 @admin.register(Destination, site=console_site)
@@ -538,18 +546,21 @@ class DestinationAdmin(ConsoleModelAdmin):
             enabled=data["enabled"],
         )
         obj.pk, obj.secret = created.pk, secret
-        request._destination_secret = secret  # shown by response_add, this once
+        setattr(request, _CREATED_SECRET, secret)  # shown by response_add, this once
 
-    def response_add(self, request: HttpRequest, obj: Destination, post_url_continue: Any = None):
+    def response_add(
+        self, request: HttpRequest, obj: models.Model, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        destination = cast(Destination, obj)
         context = {
             **self.admin_site.each_context(request),
             **self.console_context(request),
             "opts": self.opts,
             "title": "Destination created",
             "destination": Destination.objects.select_related("organization").get(
-                organization_id=obj.organization_id, pk=obj.pk
+                organization_id=destination.organization_id, pk=destination.pk
             ),
-            "secret": request._destination_secret,
+            "secret": getattr(request, _CREATED_SECRET),
         }
         response = TemplateResponse(request, "admin/ingestion/destination/created.html", context)
         response["Cache-Control"] = "no-store"
@@ -729,6 +740,7 @@ class ErasureForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # ModelForm.clean returns cleaned_data
         given = {name: data.get(field) or None for name, field in IDENTIFIER_ARGUMENTS.items()}
         try:
             data["order"] = erasure_order_parse({**given, "suppress": bool(data.get("suppress"))})
@@ -818,15 +830,16 @@ class ErasureRequestAdmin(ConsoleModelAdmin):
         adopt(obj, erasure)
 
     def response_add(
-        self, request: HttpRequest, obj: ErasureRequest, post_url_continue: Any = None
-    ):
+        self, request: HttpRequest, obj: models.Model, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        erasure = cast(ErasureRequest, obj)
         self.message_user(
             request,
-            f"Erased {obj.records} records, {obj.history} history entries and {obj.events} "
-            f"events (erasure {obj.erasure_id}).",
+            f"Erased {erasure.records} records, {erasure.history} history entries and "
+            f"{erasure.events} events (erasure {erasure.erasure_id}).",
         )
         return HttpResponseRedirect(
-            reverse(f"{self.admin_site.name}:cdp_erasurerequest_change", args=[obj.pk])
+            reverse(f"{self.admin_site.name}:cdp_erasurerequest_change", args=[erasure.pk])
         )
 
     def has_lift_permission(self, request: HttpRequest) -> bool:
@@ -839,3 +852,35 @@ class ErasureRequestAdmin(ConsoleModelAdmin):
             if role_allows(request, erasure.organization_id, OWNER_ROLES):
                 lifted += suppression_lift(erasure=erasure, lifted_by=request.user.get_username())
         self.message_user(request, f"Lifted {lifted} suppression(s).")
+
+
+# --- What ingestion adds to the core's pages (cdp.console.ConsoleSite's registry) ---------
+
+
+def callback_tools(
+    request: HttpRequest, model_admin: ConsoleModelAdmin, organization: Organization
+) -> dict[str, Any]:
+    """Beside an organization's callback settings: its failed callback deliveries."""
+    failed = CallbackDelivery.objects.filter(
+        organization=organization, status=CallbackStatus.FAILED
+    )
+    return {"callback_failed_count": failed.count()}
+
+
+console_site.register_panel(
+    Organization,
+    "callback_tools",
+    key="callback-deliveries",
+    template="admin/ingestion/organization/callback_tools.html",
+    context=callback_tools,
+)
+console_site.register_panel(
+    DataModel,
+    "tabs",
+    key="ingestion",
+    title="Data Ingestion API",
+    template="admin/ingestion/datamodel/ingestion_panel.html",
+    context=data_ingestion_tab,
+    order=20,
+)
+console_site.register_object_view(DataModel, "test-ingest/", test_ingest_view, "test_ingest")

@@ -368,26 +368,29 @@ def outbox_record(model: Outbox, row: Any, attempt: Attempt, *, now: datetime) -
 # HTTP: connect to the addresses the SSRF guard checked, never to a second DNS answer.
 
 
+def _connect_pinned(
+    conn: _PinnedHTTPConnection | _PinnedHTTPSConnection,
+) -> socket.socket:
+    error: OSError | None = None
+    for address in conn._addresses:
+        remaining = conn._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            return socket.create_connection((address, conn.port), remaining)
+        except OSError as failure:
+            error = failure
+    raise error or OSError("no address to connect to")
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: CallbackTarget, deadline: float) -> None:
         super().__init__(target.host, target.port, timeout=max(deadline - time.monotonic(), 0.1))
         self._addresses = target.addresses
         self._deadline = deadline
 
-    def _connect_pinned(self) -> socket.socket:
-        error: OSError | None = None
-        for address in self._addresses:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            try:
-                return socket.create_connection((address, self.port), remaining)
-            except OSError as failure:
-                error = failure
-        raise error or OSError("no address to connect to")
-
     def connect(self) -> None:
-        self.sock = self._connect_pinned()
+        self.sock = _connect_pinned(self)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -398,11 +401,13 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._addresses = target.addresses
         self._deadline = deadline
 
-    _connect_pinned = _PinnedHTTPConnection._connect_pinned
-
     def connect(self) -> None:
-        sock = self._connect_pinned()
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        sock = _connect_pinned(self)
+        # `_context`: the SSL context HTTPSConnection.__init__ built (typeshed leaves the
+        # private attribute out).
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            sock, server_hostname=self.host
+        )
 
 
 def _cut_at(deadline: float, conn: http.client.HTTPConnection) -> threading.Timer:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from django.db import transaction
 from django.db.models import Expression, Q, QuerySet, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 from django.utils import timezone
@@ -87,7 +88,7 @@ def erasure_order_parse(data: Mapping[str, Any]) -> ErasureOrder:
 
 
 def _matching(
-    queryset: QuerySet, expression: Expression, kind: str, value: str, within: Q
+    queryset: QuerySet, expression: Combinable, kind: str, value: str, within: Q
 ) -> QuerySet:
     """`queryset`'s rows whose `expression` is `value`, as the index reads them: its
     condition (`within`), its prefix, then the whole value."""
@@ -208,8 +209,8 @@ def erasure_run(
         sources = {data_models[m].source_name: keys for m, keys in keys_by_model.items()}
         events = _events_matching(organization, identifiers, sources)
         history = 0
-        for model_id, keys in keys_by_model.items():
-            for chunk in _chunks(keys):
+        for model_id, model_keys in keys_by_model.items():
+            for chunk in _chunks(model_keys):
                 history += RecordHistory.objects.filter(
                     organization=organization, data_model_id=model_id, key__in=chunk
                 ).delete()[0]

@@ -1,33 +1,23 @@
 """Bulk import of a file into one object type of one organization (`manage.py
 import_records`), through the same pipeline as the API: `ingest_data`, no HTTP.
 
-Formats, read as a stream (one batch in memory at a time):
+The file is read as a stream, one batch in memory at a time, by the reader of its format
+(`ingestion.import_formats`: a JSON array, NDJSON or CSV). Every record is numbered by
+the file line it starts on. A record the file cannot give (an NDJSON line that is not
+JSON, a CSV row with more cells than the header) or whose text no database stores
+(U+0000, a lone surrogate such as the escape "\\ud800") is rejected on its own, like an
+entry the pipeline rejects. A JSON array that is not valid JSON, a CSV header that is not
+usable, or text that is not UTF-8 refuses the whole file, before anything is written: a
+first pass counts the records and finds those.
 
-- `json`: one array of entries;
-- `ndjson`: one entry per line (blank lines skipped);
-- `csv`: a header row of field names, then one entry per row. Custom fields go flat, by
-  their own names (`customField01`, not `customFieldTexts`). An empty cell is absent, so
-  a CSV import never clears a stored value (use JSON or NDJSON with `null` for that). A
-  cell of a list field (`tags`, `customFieldListNN`, order `items`) holds a JSON array.
-
-Every record is numbered by the file line it starts on. A record the file cannot give
-(an NDJSON line that is not JSON, a CSV row with more cells than the header) or whose text
-no database stores (U+0000, a lone surrogate such as the escape "\\ud800") is rejected on
-its own, like an entry the pipeline rejects. A JSON array that is not valid JSON, a
-CSV header that is not usable, or text that is not UTF-8 refuses the whole file, before
-anything is written: a first pass counts the records and finds those.
-
-Batches of 50 entries each go through `ingest_data` with a request id of their own, so
-each is one transaction and one ingestion log row. Re-running a file is safe: stored
-records come back `unchanged`.
+Batches of BATCH_SIZE entries each go through the pipeline with a request id of their
+own, so each is one transaction and one ingestion log row. Re-running a file is safe:
+stored records come back `unchanged`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import queue
-import re
 import threading
 import time
 import uuid
@@ -35,49 +25,39 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any
 
-import orjson
 from django.db import connection
 
 from cdp.errors import ApiError
 from cdp.models import Organization
-from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, FieldType
-from cdp.selectors import LoadedModel, organization_models
+from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
+from cdp.selectors import organization_models
+from ingestion.import_formats import (
+    UNSTORABLE,
+    CsvSchema,
+    FileFormat,
+    FileRecord,
+    csv_records,
+    json_array_records,
+    ndjson_count,
+    ndjson_records,
+)
 from ingestion.payload import holds_unstorable_text
 from ingestion.pipeline import IngestLimits, PreparedIngest, ingest_prepare, ingest_write
 from journeys.configs import config_resolve
 
-FileFormat = Literal["json", "ndjson", "csv"]
-FORMATS: tuple[FileFormat, ...] = ("json", "ndjson", "csv")
-EXTENSIONS: dict[str, FileFormat] = {
-    ".json": "json",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-    ".csv": "csv",
-}
 # Entries per transaction: large, so that the database does bulk work; no cap on the
 # events of a batch (the API's cap is for one client request).
 BATCH_SIZE = 2000
 IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None, exclusive=True)
+# At most this many bytes of a JSON array file are read at a time (tests make it small,
+# so that values straddle reads).
 _CHUNK_CHARS = 1 << 16
-_DELIMITERS = frozenset(" \t\r\n,]}")
-_JSON_LIST_TYPES = (FieldType.LIST, FieldType.OBJECT_LIST)
-
-
-class ImportFileInvalid(Exception):
-    """The file cannot be read as a whole; nothing was imported."""
 
 
 class ImportRefused(Exception):
     """The import's settings are refused (unknown object type, User Event…)."""
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    line: int
-    entry: Any
-    error: str | None = None  # the file could not give this record
 
 
 @dataclass(frozen=True)
@@ -111,227 +91,8 @@ class ImportStats:
         return self.processed / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def file_format_guess(path: str | Path) -> FileFormat | None:
-    return EXTENSIONS.get(Path(path).suffix.lower())
-
-
 # ---------------------------------------------------------------------------------------
 # Reading.
-
-
-def _unicode_error(path: Path, error: UnicodeDecodeError) -> ImportFileInvalid:
-    return ImportFileInvalid(f"{path} is not UTF-8 text (byte {error.start} of a chunk)")
-
-
-def _open(path: Path) -> TextIO:
-    try:
-        # utf-8-sig: a byte-order mark, as spreadsheet exports write, is not part of the data.
-        return path.open(encoding="utf-8-sig", newline="")
-    except OSError as error:
-        raise ImportFileInvalid(f"cannot read {path}: {error.strerror}") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _json_array_records(handle: TextIO) -> Iterator[FileRecord]:
-    """The elements of one top-level JSON array, decoded one at a time from a buffer, so
-    a large file never sits in memory whole."""
-    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
-    buffer, pos, line, eof = "", 0, 1, False
-
-    def fill() -> None:
-        nonlocal buffer, pos, eof
-        chunk = handle.read(_CHUNK_CHARS)
-        eof = not chunk
-        buffer, pos = buffer[pos:] + chunk, 0
-
-    def peek() -> str | None:
-        nonlocal pos, line
-        while True:
-            while pos < len(buffer) and buffer[pos] in " \t\r\n":
-                line += buffer[pos] == "\n"
-                pos += 1
-            if pos < len(buffer):
-                return buffer[pos]
-            if eof:
-                return None
-            fill()
-
-    def value() -> Any:
-        nonlocal pos, line
-        while True:
-            try:
-                decoded, end = decoder.raw_decode(buffer, pos)
-                # Complete only if a delimiter follows it: "12" may be the start of
-                # "123", and "-5" of "-5.0e3".
-                if eof or (end < len(buffer) and buffer[end] in _DELIMITERS):
-                    line += buffer.count("\n", pos, end)
-                    pos = end
-                    return decoded
-            except json.JSONDecodeError as error:
-                if eof:
-                    at = line + buffer.count("\n", pos, error.pos)
-                    raise ImportFileInvalid(f"line {at}: not valid JSON: {error.msg}") from None
-            except ValueError as error:  # NaN, Infinity
-                raise ImportFileInvalid(f"line {line}: not valid JSON: {error}") from None
-            fill()
-
-    if peek() != "[":
-        raise ImportFileInvalid(f"line {line}: a JSON file holds one array of records")
-    pos += 1
-    if peek() == "]":
-        pos += 1
-    else:
-        while True:
-            if peek() is None:
-                raise ImportFileInvalid(f"line {line}: the array is not closed")
-            start = line
-            yield FileRecord(start, value())
-            following = peek()
-            if following is None:
-                raise ImportFileInvalid(f"line {line}: the array is not closed")
-            pos += 1
-            if following == "]":
-                break
-            if following != ",":
-                raise ImportFileInvalid(f"line {line}: expected , or ] after a record")
-    if peek() is not None:
-        raise ImportFileInvalid(f"line {line}: text after the array")
-
-
-UNSTORABLE = "holds text that cannot be stored (U+0000 or a lone surrogate)"
-_BOM = b"\xef\xbb\xbf"
-
-
-def _ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """The file's non-blank lines, as bytes, with their numbers (a byte-order mark, as
-    spreadsheet exports write, is not part of the data)."""
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise ImportFileInvalid(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 and line.startswith(_BOM):
-                line = line[len(_BOM) :]
-            if line.strip():
-                yield number, line
-
-
-# The escape of a surrogate code point (U+D800 to U+DFFF), in either case.
-_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-
-
-def _unstorable_line(line: bytes) -> Any | None:
-    """The record of an NDJSON line orjson refused, when the line is JSON but for a lone
-    surrogate: read by the standard library (as JSON array files are), so that it is
-    rejected for its text, with the record, as in every other format. None otherwise."""
-    if not _SURROGATE_ESCAPE_RE.search(line):
-        return None
-    try:
-        entry = json.loads(line, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):  # not JSON anyway, or nested past the stack
-        return None
-    return entry if holds_unstorable_text(entry) else None
-
-
-def _ndjson_records(path: Path) -> Iterator[FileRecord]:
-    for number, line in _ndjson_lines(path):
-        try:
-            # orjson, as the API parses bodies: strict UTF-8, no NaN or Infinity, no lone
-            # surrogates; U+0000 reaches the data only through the escape "\u0000".
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            unstorable = _unstorable_line(line)
-            if unstorable is not None:
-                yield FileRecord(number, unstorable, UNSTORABLE)
-                continue
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            yield FileRecord(number, text, f"not valid JSON: {error}")
-            continue
-        if b"\\u0000" in line and holds_unstorable_text(entry):
-            yield FileRecord(number, entry, UNSTORABLE)
-        else:
-            yield FileRecord(number, entry)
-
-
-def _ndjson_count(path: Path) -> int:
-    """The records of an NDJSON file, and whether it is all UTF-8, without parsing them
-    (a line that is not JSON is rejected on its own, when it is read)."""
-    count = 0
-    for number, line in _ndjson_lines(path):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ImportFileInvalid(
-                f"{path} is not UTF-8 text (byte {error.start} of line {number})"
-            ) from None
-        count += 1
-    return count
-
-
-class _CsvSchema:
-    """Which columns hold JSON arrays, by the model each row belongs to."""
-
-    def __init__(self, organization: Organization, object_type: str) -> None:
-        self.object_type = object_type
-        self.models = organization_models(organization=organization)
-
-    def model(self, row: dict[str, str]) -> LoadedModel | None:
-        if self.object_type == CUSTOM_MODEL_OBJECT_TYPE:
-            return self.models.custom.get(row.get("momCode", "").strip())
-        return self.models.system.get(self.object_type)
-
-    def entry(self, row: dict[str, str]) -> dict[str, Any]:
-        model = self.model(row)
-        entry: dict[str, Any] = {}
-        for name, cell in row.items():
-            if cell == "":
-                continue  # an empty cell is absent
-            field_ = model.schema.fields.get(name) if model is not None else None
-            if field_ is not None and field_.type in _JSON_LIST_TYPES and cell.lstrip()[:1] == "[":
-                try:
-                    entry[name] = json.loads(cell)
-                    continue
-                except ValueError:
-                    pass  # kept as text: validation says the field needs a list
-            entry[name] = cell
-        return entry
-
-
-def _csv_header(reader: Any) -> list[str]:
-    header = next(reader, None)
-    if header is None:
-        raise ImportFileInvalid("line 1: the CSV file has no header row")
-    names = [name.strip() for name in header]
-    if any(not name for name in names):
-        raise ImportFileInvalid("line 1: every CSV column needs a name (the field's name)")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ImportFileInvalid(f"line 1: columns named twice: {', '.join(duplicates)}")
-    return names
-
-
-def _csv_records(handle: TextIO, schema: _CsvSchema | None) -> Iterator[FileRecord]:
-    reader = csv.reader(handle, strict=True)
-    try:
-        names = _csv_header(reader)
-        line = reader.line_num + 1
-        for cells in reader:
-            start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) > len(names):
-                yield FileRecord(
-                    start, cells, f"has {len(cells)} cells; the header names {len(names)} columns"
-                )
-                continue
-            row = dict(zip(names, cells, strict=False))
-            yield FileRecord(start, schema.entry(row) if schema is not None else row)
-    except csv.Error as error:
-        raise ImportFileInvalid(f"line {reader.line_num}: not valid CSV: {error}") from None
 
 
 def records_read(
@@ -343,27 +104,21 @@ def records_read(
 ) -> Iterator[FileRecord]:
     """The file's records, in order. CSV cells of list fields are decoded when the
     organization and object type are given. Raises ImportFileInvalid."""
+    if file_format == "json":
+        return json_array_records(path, chunk_size=_CHUNK_CHARS)
     if file_format == "ndjson":
-        yield from _ndjson_records(path)
-        return
-    with _open(path) as handle:
-        try:
-            if file_format == "json":
-                yield from _json_array_records(handle)
-            else:
-                schema = None
-                if organization is not None and object_type is not None:
-                    schema = _CsvSchema(organization, object_type)
-                yield from _csv_records(handle, schema)
-        except UnicodeDecodeError as error:
-            raise _unicode_error(path, error) from None
+        return ndjson_records(path)
+    schema = None
+    if organization is not None and object_type is not None:
+        schema = CsvSchema(organization, object_type)
+    return csv_records(path, schema)
 
 
 def records_count(path: Path, file_format: FileFormat) -> int:
     """How many records the file holds; reading it whole first finds what would refuse
     it (bad JSON, a bad CSV header, text that is not UTF-8) before anything is written."""
     if file_format == "ndjson":
-        return _ndjson_count(path)
+        return ndjson_count(path)
     return sum(1 for _record in records_read(path, file_format))
 
 
@@ -541,7 +296,9 @@ class _BatchWriter:
                 )
             stats.failed += len(batch.records)
         elif prepared is not None:
-            log = ingest_write(prepared).plan.log
+            plan = ingest_write(prepared).plan
+            assert plan is not None  # no Idempotency-Key: never a stored answer, always a plan
+            log = plan.log
             stats.created += log.created
             stats.updated += log.updated
             stats.unchanged += log.unchanged

@@ -39,6 +39,17 @@ def body_read(source: bytes | HttpRequest) -> bytes:
     return source
 
 
+# Set on every request by cdp.middleware.RequestIdMiddleware. HttpRequest's type does not
+# declare it, so it is read by name (`http_request_id`).
+REQUEST_ID_ATTRIBUTE = "request_id"
+
+
+def http_request_id(request: HttpRequest) -> str:
+    """The request's id (32 hex), as cdp.middleware.RequestIdMiddleware set it."""
+    request_id: str = getattr(request, REQUEST_ID_ATTRIBUTE)
+    return request_id
+
+
 # Valid JSON syntax, but no text PostgreSQL can store (in text or jsonb): U+0000, and a
 # lone surrogate (an escape such as "\ud800" without its pair, which is no Unicode
 # character at all, and which neither UTF-8 nor orjson can write). Refused here, as bad

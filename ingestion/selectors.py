@@ -94,24 +94,26 @@ class UserEventQuery:
         }
         bad = [name for name, value in text.items() if value and NUL in value]
         since = None
-        if params.get("since"):
+        if raw_since := params.get("since"):
             try:
-                since = datetime.fromtimestamp(int(params["since"]) / 1000, tz=UTC)
+                since = datetime.fromtimestamp(int(raw_since) / 1000, tz=UTC)
             except (ValueError, OverflowError, OSError):
                 bad.append("since")
         limit = page_limit_parse(params, bad)
         if bad:
             raise InvalidValue(bad)
-        cursor = _cursor_decode(params["cursor"]) if params.get("cursor") else None
+        raw_cursor = params.get("cursor")
+        cursor = _cursor_decode(raw_cursor) if raw_cursor else None
         return cls(text["eventName"], text["source"], text["sourceId"], since, limit, cursor)
 
 
 def page_limit_parse(params: QueryDict, bad: list[str]) -> int:
     """`limit`: 1–200, 50 when absent; a bad one is added to `bad`."""
-    if not params.get("limit"):
+    raw = params.get("limit")
+    if not raw:
         return DEFAULT_EVENTS_PAGE
     try:
-        limit = int(params["limit"])
+        limit = int(raw)
         if 1 <= limit <= MAX_EVENTS_PAGE:
             return limit
     except ValueError:

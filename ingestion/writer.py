@@ -772,7 +772,7 @@ class PortableWriter:
 
     def read(self, request: ReadRequest) -> Snapshot:
         if request.idempotency_key is not None and request.lock and not self._read_only:
-            found = (
+            stored = (
                 IdempotencyKey.objects.filter(
                     organization_id=request.organization_id,
                     key=request.idempotency_key,
@@ -781,9 +781,9 @@ class PortableWriter:
                 .values_list("fingerprint", "request_id", "status", "body")
                 .first()
             )
-            if found is not None:
+            if stored is not None:
                 # A retry (or a reuse): the request is answered without its plan.
-                return Snapshot(stored_answer=StoredAnswer(*found[:3], found[3].encode()))
+                return Snapshot(stored_answer=StoredAnswer(*stored[:3], stored[3].encode()))
         records: dict[Pair, tuple[str, dict[str, Any]]] = {}
         if request.read_records:
             keys_by_model: dict[int, list[str]] = {}
@@ -813,7 +813,7 @@ class PortableWriter:
             lookup = Q()
             for source, source_id, event_name in chunk:
                 lookup |= Q(source=source, source_id=source_id, event_name=event_name)
-            rows = (
+            event_rows = (
                 UserEvent.objects.filter(
                     lookup, organization_id=request.organization_id, ingested=True
                 )
@@ -822,7 +822,7 @@ class PortableWriter:
                     "event_id", "condition", "source", "source_id", "event_name", "event_at"
                 )
             )
-            found += [(*row[:5], _ms(row[5])) for row in rows]
+            found += [(*row[:5], _ms(row[5])) for row in event_rows]
         return Snapshot(
             records=records,
             fired=frozenset(fired),

@@ -3,13 +3,13 @@
 A User Event is created through `journey_event_config_create` and changed through
 `journey_event_config_update`; those services validate every setting, and their errors,
 each named by its path (`filter.conditions[1].value`), are shown on the form's fields and,
-by console/user_event_form.js, on the row they concern.
+by the row editors (`journeys.widgets.RowEditorWidget`), on the row they concern.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -21,7 +21,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from cdp.console import (
     EDIT_ROLES,
@@ -66,69 +65,12 @@ from journeys.services import (
     model_schema,
 )
 from journeys.update_values import PROPERTIES_PREFIX, TARGETS
+from journeys.widgets import RowEditorWidget
 
 EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
 # The operators' words in the row editor; the others read as their code with spaces
 # ("not contains", "is empty").
 OPERATOR_LABELS = {"changed": "changed", "not_changed": "did not change"}
-
-
-class RowsEditorWidget(forms.HiddenInput):
-    """A JSON value edited as rows by console/user_event_form.js.
-
-    The hidden input holds the JSON the form posts; the editor next to it shows it as rows
-    that can be added and removed. `data-errors` ({path: [messages]}, set by
-    `cdp.console.service_errors_apply`) goes on the editor, which shows each on its row.
-    """
-
-    shows_errors_by_path = True
-
-    def __init__(self, editor: str, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs)
-        self.editor = editor
-
-    @property
-    def is_hidden(self) -> bool:
-        return False  # the admin shows the field's label and errors
-
-    def render(
-        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
-    ) -> str:
-        errors = self.attrs.get("data-errors", "{}")
-        attrs = {k: v for k, v in (attrs or {}).items() if k != "data-errors"}
-        hidden = forms.HiddenInput(
-            {k: v for k, v in self.attrs.items() if k != "data-errors"}
-        ).render(name, value, attrs, renderer)
-        input_id = attrs.get("id", f"id_{name}")
-        # Constant markup: nothing in it comes from the value or the user.
-        if self.editor == "filter":
-            body = mark_safe(
-                '<p class="rows-editor-match"><label for="filter-match">Match</label> '
-                '<select id="filter-match"><option value="all">all of the conditions</option>'
-                '<option value="any">any of the conditions</option></select></p>'
-                '<div id="filter-rows" class="editor-rows"></div>'
-                '<p class="rows-editor-empty" id="filter-empty">No condition: every record '
-                "passes.</p>"
-                '<button type="button" class="button" id="add-filter-row">+ Add condition'
-                "</button>"
-            )
-        else:
-            body = mark_safe(
-                '<div id="update-rows" class="editor-rows"></div>'
-                '<p class="rows-editor-empty" id="update-empty">No update value.</p>'
-                '<button type="button" class="button" id="add-update-row">+ Add update value'
-                "</button>"
-            )
-        return format_html(
-            '{}<div class="rows-editor" id="{}-editor" data-editor="{}" data-input="{}" '
-            'data-errors="{}"><ul class="errorlist editor-errors"></ul>{}</div>',
-            hidden,
-            self.editor,
-            self.editor,
-            input_id,
-            errors,
-            body,
-        )
 
 
 class UserEventForm(forms.ModelForm):
@@ -155,9 +97,9 @@ class UserEventForm(forms.ModelForm):
     category = forms.ChoiceField(
         label="Category", choices=[("", "---------"), *((c, c) for c in CATEGORIES)]
     )
-    filters = forms.JSONField(label="Filter", required=False, widget=RowsEditorWidget("filter"))
+    filters = forms.JSONField(label="Filter", required=False, widget=RowEditorWidget("filter"))
     update_values = forms.JSONField(
-        label="Update Value", required=False, widget=RowsEditorWidget("update")
+        label="Update Value", required=False, widget=RowEditorWidget("update")
     )
 
     class Meta:
@@ -209,6 +151,7 @@ class UserEventForm(forms.ModelForm):
         refused, so that one round shows every problem, each row's included. The service
         checks them again when it writes."""
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         data_model = cleaned.get("data_model") or (
             self.instance.data_model if self.instance.data_model_id else None
         )
@@ -470,7 +413,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        config = self.get_object(request, unquote(object_id))
+        config = cast(JourneyEventConfig, self.get_object(request, unquote(object_id)))
         if request.method == "POST" and "_preview" in request.POST:
             response = self._preview(request, config)
             if response is not None:
@@ -513,12 +456,14 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
                 )
             else:
                 data_model = form.cleaned_data["data_model"]
+                user = request.user
+                assert user.is_authenticated  # the Console's pages are behind its sign-in
                 saved = journey_event_config_create(
                     organization=data_model.organization,
                     data_model=data_model,
                     trigger=form.cleaned_data["trigger"],
                     settings=settings,
-                    created_by=request.user,
+                    created_by=user,
                 )
         adopt(obj, saved)
 
@@ -541,12 +486,12 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         and its events name it. The delete page, GET or POST, says so and how to stop it
         instead, and deletes nothing (403, as the permission says). Another tenant's id is
         404, as on every page."""
-        config = self.get_object(request, unquote(object_id))
+        config = cast(JourneyEventConfig, self.get_object(request, unquote(object_id)))
         admin_name = self.admin_site.name
         change_url = reverse(f"{admin_name}:journeys_journeyeventconfig_change", args=[config.pk])
         list_url = reverse(f"{admin_name}:journeys_journeyeventconfig_changelist")
         events_url = reverse(f"{admin_name}:journeys_userevent_changelist") + f"?config={config.pk}"
-        paragraphs = [
+        paragraphs: list[str] = [
             format_html(
                 "A User Event cannot be deleted: clients name it by its jeConfigId "
                 "<code>{}</code> or its jeEventKey <code>{}</code>, and the "

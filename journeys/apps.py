@@ -7,6 +7,7 @@ class JourneysConfig(AppConfig):
 
     def ready(self) -> None:
         from cdp.schema_cache import schema_cache_watch
+        from journeys import console_panels  # noqa: F401 (registers its parts of model pages)
         from journeys.models import JourneyEventConfig
 
         # Ingest requests resolve User Events from each worker's copy of the schema.

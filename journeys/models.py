@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 
 from cdp.identifiers import ALNUM, UPPER_ALNUM, random_string
@@ -110,7 +111,11 @@ class JourneyEventConfig(models.Model):
 
 # An event's three personal identifiers, by column, as erasure reads them (emails
 # compare case-insensitively).
-EVENT_IDENTIFIERS = {"customer_id": F("customer_id"), "email": Lower("email"), "phone": F("phone")}
+EVENT_IDENTIFIERS: dict[str, Combinable] = {
+    "customer_id": F("customer_id"),
+    "email": Lower("email"),
+    "phone": F("phone"),
+}
 
 
 class UserEvent(models.Model):

@@ -38,6 +38,8 @@ class RecordPreview:
     fires: bool
     conditions: list[tuple[str, bool]]
     event: dict[str, Any] | None = None
+    # The event as the Console's preview page shows it (JSON text), set by that page.
+    event_json: str = ""
 
 
 @dataclass

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -21,6 +20,10 @@ from journeys.models import (
     event_key_generate,
 )
 from journeys.update_values import update_values_validate
+
+if TYPE_CHECKING:
+    # The user model (settings.AUTH_USER_MODEL), as the type checker knows it.
+    from django.contrib.auth.models import User
 
 # The editable settings of a config, by their wire (provisioning) names.
 CONFIG_FIELDS = {
@@ -113,7 +116,7 @@ def journey_event_config_create(
     data_model: DataModel,
     trigger: str,
     settings: Mapping[str, Any],
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     ref: str | None = None,
 ) -> JourneyEventConfig:
     """Create a User Event on `data_model` with generated jeConfigId and jeEventKey.

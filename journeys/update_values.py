@@ -229,6 +229,7 @@ def _parse_item(
         return None
     if resolved is None:
         return None
+    assert isinstance(target, str)  # _target_resolve resolves nothing else
     attribute, is_property, kind = resolved
 
     if has_field:

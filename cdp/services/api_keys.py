@@ -5,9 +5,9 @@ returned once and never stored; only its digest is (cdp/keys.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,6 +15,10 @@ from django.utils import timezone
 from cdp import keys
 from cdp.models import ApiKey, AuthToken, Membership, Organization
 from cdp.token_cache import VerifiedToken, token_cache_get, token_cache_set
+
+if TYPE_CHECKING:
+    # The user model (settings.AUTH_USER_MODEL), as the type checker knows it.
+    from django.contrib.auth.models import User
 
 
 class TokenInvalid(Exception):
@@ -29,7 +33,7 @@ def api_key_create(
     *,
     membership: Membership,
     name: str,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     raw_key: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its raw value, which is never stored nor shown again.

@@ -3,19 +3,24 @@ access to the Console. An organization always keeps someone to manage it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from cdp.models import Membership, Organization, Role
+
+if TYPE_CHECKING:
+    # The user model (settings.AUTH_USER_MODEL), as the type checker knows it.
+    from django.contrib.auth.models import User
 
 # Roles that manage an organization's members, keys and settings. An organization keeps at
 # least one member holding one of them, so it is never left without anyone to manage it.
 MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
 
 
-def user_create(*, username: str, password: str | None = None) -> AbstractBaseUser:
+def user_create(*, username: str, password: str | None = None) -> User:
     user_model = get_user_model()
     user = user_model(username=username, email=username if "@" in username else "")
     if password:
@@ -27,9 +32,7 @@ def user_create(*, username: str, password: str | None = None) -> AbstractBaseUs
     return user
 
 
-def member_add(
-    *, organization: Organization, user: AbstractBaseUser, role: str = Role.VIEWER
-) -> Membership:
+def member_add(*, organization: Organization, user: User, role: str = Role.VIEWER) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}: use one of {Role.values}."})
     membership, created = Membership.objects.get_or_create(
@@ -41,7 +44,7 @@ def member_add(
     return membership
 
 
-def console_access_grant(*, user: AbstractBaseUser) -> AbstractBaseUser:
+def console_access_grant(*, user: User) -> User:
     """Let `user` sign in to the Console (Django's `is_staff`).
 
     Call it whenever a membership is created, whatever the role: the Console shows a member

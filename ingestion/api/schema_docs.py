@@ -4,12 +4,18 @@ The views parse bodies themselves (the wire contract is fixed), so these
 serializers only describe the shapes for the schema; they validate nothing.
 """
 
+from typing import Any
+
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
 )
 from rest_framework import serializers
+
+# DRF's SerializerMetaclass pops each declared field off the class, so a field named like
+# an attribute of Field or Serializer (`source`, `data`) shadows nothing; the stubs type
+# the class attribute as that attribute, hence `type: ignore[assignment]` on those fields.
 
 
 class ErrorBody(serializers.Serializer):
@@ -28,7 +34,7 @@ class IngestRequestBody(serializers.Serializer):
     objectType = serializers.CharField(
         help_text="custom-model, user-event, order, customer-identity, lead-information"
     )
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field
     jeConfigId = serializers.CharField(required=False, allow_null=True)
     jeEventKey = serializers.CharField(required=False, allow_null=True)
     entries = serializers.ListField(child=serializers.DictField(), max_length=50)
@@ -57,7 +63,7 @@ class WouldBeEvent(serializers.Serializer):
 
     jeConfigId = serializers.CharField(allow_null=True)
     jeEventKey = serializers.CharField(allow_null=True)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field
     sourceId = serializers.CharField()
     condition = serializers.CharField()
     channel = serializers.CharField()
@@ -139,10 +145,12 @@ class RecordBody(serializers.Serializer):
     objectType = serializers.CharField()
     momCode = serializers.CharField(allow_null=True)
     key = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field
     createdAt = serializers.IntegerField(help_text="epoch ms")
     updatedAt = serializers.IntegerField(help_text="epoch ms")
-    data = serializers.DictField(help_text="Flat: custom fields by their own names.")
+    data = serializers.DictField(  # type: ignore[assignment]  # a declared field
+        help_text="Flat: custom fields by their own names."
+    )
 
 
 class RecordResponseBody(serializers.Serializer):
@@ -153,7 +161,7 @@ class RecordResponseBody(serializers.Serializer):
 class HistoryEntryBody(serializers.Serializer):
     requestId = serializers.CharField(help_text="The ingest request that wrote it")
     action = serializers.ChoiceField(choices=["created", "updated"])
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field
     at = serializers.IntegerField(help_text="epoch ms")
     changes = serializers.DictField(
         child=FieldChange(), help_text="Each changed field; a created record: every field"
@@ -280,7 +288,7 @@ _IDEMPOTENCY = [
     ),
 ]
 
-INGEST = {
+INGEST: dict[str, Any] = {
     "operation_id": "ingest",
     "summary": "Create or update up to 50 records of one object type",
     "tags": ["Data Ingestion API"],
@@ -348,7 +356,7 @@ INGEST = {
     ],
 }
 
-RECORD = {
+RECORD: dict[str, Any] = {
     "operation_id": "record_get",
     "summary": "Read one stored record by its key",
     "tags": ["Read API"],
@@ -389,7 +397,7 @@ _PAGE = [
     ),
 ]
 
-RECORD_HISTORY = {
+RECORD_HISTORY: dict[str, Any] = {
     "operation_id": "record_history",
     "summary": "A record's history (models tagged KEEP_HISTORY), newest first",
     "tags": ["Read API"],
@@ -414,7 +422,7 @@ RECORD_HISTORY = {
     },
 }
 
-USER_EVENTS = {
+USER_EVENTS: dict[str, Any] = {
     "operation_id": "user_events_list",
     "summary": "List user events, newest first",
     "tags": ["Read API"],
@@ -460,7 +468,7 @@ def _identifier(description: str) -> dict:
     }
 
 
-ERASURE = {
+ERASURE: dict[str, Any] = {
     "operation_id": "erasure",
     "summary": "Erase a person's records and user events, and optionally keep them out",
     "description": "In one transaction inside the organization: every record of every "

@@ -3,6 +3,8 @@ the pipeline and the selectors do the work, `cdp.errors` builds every error body
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -11,13 +13,26 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.errors import ApiError, MethodNotAllowed, MissingInfo, NotFound, error_http_response
+from cdp.gate import Admission
 from cdp.models import EntityRecord
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
 from ingestion.erasure import erasure_order_parse, erasure_run
-from ingestion.payload import IDEMPOTENCY_KEY_HEADER, body_parse, body_read, is_dry_run
+from ingestion.payload import (
+    IDEMPOTENCY_KEY_HEADER,
+    body_parse,
+    body_read,
+    http_request_id,
+    is_dry_run,
+)
 from ingestion.pipeline import ingest
+
+
+def _admission(request: Request) -> Admission:
+    """`request.auth`: what TokenApiKeyAuthentication, the views' only authentication,
+    returns (DRF's types say only "a token or anything")."""
+    return cast(Admission, request.auth)
 
 
 class IngestionApiView(APIView):
@@ -53,7 +68,7 @@ def ingest_endpoint(request: HttpRequest) -> HttpResponse:
     result = ingest(
         organization=admission.organization,
         api_key=admission.api_key,
-        request_id=request.request_id,
+        request_id=http_request_id(request),
         body=request,
         content_type=request.content_type or "",
         init_data=request.GET.get("initData"),
@@ -84,7 +99,7 @@ def _record_found(request: Request, object_type: str, key: str) -> EntityRecord:
     if object_type == "custom-model" and not mom_code:
         raise MissingInfo("Invalid value of: momCode")
     record = selectors.record_get(
-        organization=request.auth.organization,
+        organization=_admission(request).organization,
         object_type=object_type,
         key=key,
         mom_code=mom_code,
@@ -124,7 +139,7 @@ class UserEventsView(IngestionApiView):
     def get(self, request: Request) -> Response:
         query = selectors.UserEventQuery.from_params(request.query_params)
         events, next_cursor = selectors.user_events_list(
-            organization=request.auth.organization, query=query
+            organization=_admission(request).organization, query=query
         )
         return Response(
             {
@@ -144,9 +159,10 @@ class ErasureView(IngestionApiView):
     def post(self, request: Request) -> Response:
         raw = body_read(request._request)
         order = erasure_order_parse(body_parse(raw, request.content_type or ""))
-        api_key = request.auth.api_key
+        admission = _admission(request)
+        api_key = admission.api_key
         erasure = erasure_run(
-            organization=request.auth.organization,
+            organization=admission.organization,
             order=order,
             requested_by=f"API key {api_key.prefix}… ({api_key.name})",
         )

@@ -42,3 +42,17 @@ def test_journeys_importing_ingestion_breaks_the_check(tmp_path):
 
     assert result.returncode != 0
     assert "journeys.probe -> ingestion.plan" in result.stdout
+
+
+def test_the_core_importing_an_app_breaks_the_check(tmp_path):
+    """The core registers nothing of the apps' itself: they contribute through its
+    registries, so even the Console's pages may not import an app."""
+    for package in ("cdp", "ingestion", "journeys"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "cdp" / "admin" / "probe.py").write_text("from journeys import models  # noqa\n")
+
+    result = _lint(tmp_path)
+
+    assert result.returncode != 0
+    assert "cdp.admin.probe -> journeys.models" in result.stdout

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cdp.provisioning import ProvisioningInvalid, tenant_provision
+from cdp.provisioning import ProvisioningInvalid, provisioning_apply, provisioning_validate
 from journeys.models import UserEvent
 from tests.conftest import Tenant
 from tests.ingestion.conftest import Ingest, ingest_for
@@ -102,7 +102,10 @@ def api_b(tenant_b) -> Ingest:
 def provision(tenant: Tenant, spec: dict[str, Any]) -> tuple[str, str]:
     """Provision one User Event into the tenant's organization; its (jeConfigId, jeEventKey)."""
     organization = {"name": tenant.organization.name, "groupKey": tenant.group_key}
-    result = tenant_provision(document={"organization": organization, "userEvents": [spec]})
+    document = {"organization": organization, "userEvents": [spec]}
+    if errors := provisioning_validate(document):
+        raise ProvisioningInvalid(errors)
+    result = provisioning_apply(document=document)
     [outcome] = result.user_events
     assert outcome.status == "created"
     return outcome.config_id, outcome.event_key

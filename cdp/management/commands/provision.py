@@ -148,7 +148,8 @@ def _demo_errors(document: object) -> list[ProvisioningError]:
     return []
 
 
-def _demo_text(result: ProvisioningResult, document: dict[str, Any], host: str) -> str:
+def _demo_text(result: ProvisioningResult, document: object, host: str) -> str:
+    assert isinstance(document, dict)  # a valid file (provisioning_validate) is an object
     found = _demo_key_spec(document)
     assert found is not None
     user_spec, key_spec = found

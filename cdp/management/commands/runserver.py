@@ -14,6 +14,7 @@ class Command(DjangoRunserver):
     help = DjangoRunserver.help + " Keeps the API_KEY header of the Data Ingestion API."
 
     def inner_run(self, *args: Any, **options: Any) -> None:
-        # Django's `run()` builds its server with the module's WSGIRequestHandler.
-        basehttp.WSGIRequestHandler = WireHeadersRequestHandler
+        # Django's `run()` builds its server with the module's WSGIRequestHandler: replace
+        # the module's class on purpose (mypy refuses assigning to a class name).
+        basehttp.WSGIRequestHandler = WireHeadersRequestHandler  # type: ignore[misc]
         super().inner_run(*args, **options)

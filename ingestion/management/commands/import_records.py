@@ -1,8 +1,9 @@
 """`manage.py import_records FILE --org GROUPKEY --object-type TYPE …`: bulk import.
 
-The work is `ingestion.file_import`; this command shows the progress (a tqdm bar on
-stderr: records, rate, time left, the counts so far; log lines are printed above it, not
-through it), prints the summary, and writes the rejects file.
+The work is `ingestion.file_import` (its readers of each format: `ingestion.import_formats`);
+this command shows the progress (a tqdm bar on stderr: records, rate, time left, the
+counts so far; log lines are printed above it, not through it), prints the summary, and
+writes the rejects file.
 """
 
 from __future__ import annotations
@@ -16,15 +17,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cdp.models import Organization
-from ingestion.file_import import (
-    FORMATS,
-    ImportFileInvalid,
-    ImportRefused,
-    ImportStats,
-    Reject,
-    file_format_guess,
-    records_import,
-)
+from ingestion.file_import import ImportRefused, ImportStats, Reject, records_import
+from ingestion.import_formats import FORMATS, ImportFileInvalid, file_format_guess
 
 DEFAULT_SOURCE = "import"
 

@@ -1,4 +1,5 @@
-/* The User Event form's row editors: Filter conditions and Update Values.
+/* The User Event form's row editors: Filter conditions and Update Values, the media of
+   journeys.widgets.RowEditorWidget (journeys/widgets/row_editor.html renders the markup).
 
    The form posts the JSON held by the hidden inputs #id_filters and #id_update_values; this
    script shows that JSON as rows (#filter-rows, #update-rows) that can be added
