@@ -2,7 +2,7 @@
 payload typed there sent through the real pipeline as the signed-in member with one of
 their own API keys (`console_ingest`), with "Dry run" showing what it would change.
 
-ingestion/admin.py registers the tab (`data_ingestion_tab`) and its page
+ingestion/admin/panels.py registers the tab (`data_ingestion_tab`) and its page
 `<model id>/test-ingest/` (`test_ingest_view`) on the core's model page."""
 
 from __future__ import annotations
