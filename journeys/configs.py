@@ -1,4 +1,4 @@
-"""Resolving the User Event an ingest request names (DESIGN checks 11–12), from each
+"""Resolving the User Event an ingest request names (checks 11–12 of the ingest endpoint), from each
 worker's copy of the organization's configurations, compiled once per schema version."""
 
 from __future__ import annotations
