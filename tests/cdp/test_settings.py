@@ -77,3 +77,22 @@ def test_debug_on_falls_back_to_the_development_key():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", DEV_SECRET_KEY]
+
+
+@needs_no_dotenv_secret
+def test_manage_py_says_what_is_missing_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_DIR,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "manage.py: SECRET_KEY is not set. Set SECRET_KEY in the environment "
+        "(or DEBUG=true for local development only)."
+    )
+    assert "Traceback" not in result.stderr
