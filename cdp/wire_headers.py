@@ -3,9 +3,9 @@
 PangoCDP clients send `API_KEY` (or `api_key`). Web servers drop headers whose names hold
 an underscore, because `API_KEY` and `API-KEY` both become `HTTP_API_KEY` in WSGI and one
 could spoof the other. Here both spellings mean the same credential, so nothing can be
-spoofed by the ambiguity, and only this header is let through. Production servers are
-configured the same way (docs/deploy.md: gunicorn `--header-map dangerous` behind a proxy
-with underscores in headers allowed).
+spoofed by the ambiguity, and only this header is let through. The production server
+does the same (cdp/asgi.py's guard keeps `API_KEY` and drops every other underscore
+name; docs/deploy.md).
 """
 
 from __future__ import annotations

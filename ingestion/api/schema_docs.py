@@ -24,7 +24,7 @@ class ErrorBody(serializers.Serializer):
         help_text="UNAUTHORIZED, RATE_LIMITED, PAYLOAD_TOO_LARGE, INVALID_JSON, MISSING_INFO, "
         "ENTRIES_LIMIT_EXCEEDED, INVALID_OBJECT_TYPE, INVALID_JOURNEY_EVENT, "
         "JOURNEY_EVENT_DISABLED, INVALID_ENTRIES, IDEMPOTENCY_KEY_REUSED, NOT_FOUND, "
-        "SERVICE_UNAVAILABLE"
+        "METHOD_NOT_ALLOWED, REQUEST_TIMEOUT, INTERNAL_ERROR, SERVICE_UNAVAILABLE"
     )
     message = serializers.CharField()
     requestId = serializers.CharField(help_text="Equals the X-Request-Id header.")

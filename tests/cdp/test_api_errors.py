@@ -7,10 +7,13 @@ from rest_framework.test import APIClient
 from tests.conftest import authenticate
 
 
+@pytest.mark.parametrize("debug", [False, True])
 @pytest.mark.parametrize(
     "path", ["/dhub-i/api/v1.0/nope", "/dhub-i/api/v1.0/ingest/", "/api/accounts/authen/x"]
 )
-def test_an_unknown_api_path_answers_not_found_in_the_error_body(db, path):
+def test_an_unknown_api_path_answers_not_found_in_the_error_body(db, settings, path, debug):
+    """With DEBUG on too: Django's own answer to an unmatched path is then its HTML page."""
+    settings.DEBUG = debug
     response = Client().post(path, "{}", content_type="application/json")
 
     body = response.json()
