@@ -65,6 +65,7 @@ from journeys.services import (
     model_schema,
 )
 from journeys.update_values import PROPERTIES_PREFIX, TARGETS
+from journeys.user_event_settings import WIRE_NAMES, UserEventSettings
 from journeys.widgets import RowEditorWidget
 
 EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
@@ -74,19 +75,15 @@ OPERATOR_LABELS = {"changed": "changed", "not_changed": "did not change"}
 
 
 class UserEventForm(forms.ModelForm):
-    """The User Event form. Its values become the services' settings (wire names)."""
+    """The User Event form. Its fields are the model's, and its values the services'
+    settings (`user_event_settings`)."""
 
+    # The services name a setting's problem by its wire path (`filter.conditions[1].value`);
+    # each settings field is named as the model's attribute.
     service_error_fields = {
         "model": "data_model",
         "trigger": "trigger",
-        "eventName": "event_name",
-        "eventTime": "event_time",
-        "channel": "channel",
-        "category": "category",
-        "subCategory": "sub_category",
-        "filter": "filters",
-        "updateValues": "update_values",
-        "enabled": "enabled",
+        **{wire: attribute for attribute, wire in WIRE_NAMES.items()},
     }
     # The model whose schema sets the Event Time choices (set by the admin per request).
     schema_model: DataModel | None = None
@@ -158,26 +155,26 @@ class UserEventForm(forms.ModelForm):
         if data_model is not None:
             schema = model_schema(organization=data_model.organization, data_model=data_model)
             trigger = cleaned.get("trigger") or self.instance.trigger
-            problems = config_settings_validate(self.wire_settings(), schema, trigger=trigger)
+            problems = config_settings_validate(self.user_event_settings(), schema, trigger=trigger)
             if problems:
                 service_errors_apply(self, ValidationError(problems), skip_fields_with_errors=True)
         return cleaned
 
-    def wire_settings(self) -> dict[str, Any]:
-        """The form's values as the services' settings (wire names). A field the form
-        refused is absent from `cleaned_data` and sent empty."""
+    def user_event_settings(self) -> UserEventSettings:
+        """The form's values as the services' settings. A field the form refused is absent
+        from `cleaned_data` and sent empty."""
         data = self.cleaned_data
         filters, update_values = data.get("filters"), data.get("update_values")
-        return {
-            "eventName": data.get("event_name", ""),
-            "eventTime": data.get("event_time", EVENT_TIME_INGESTED),
-            "channel": data.get("channel", ""),
-            "category": data.get("category", ""),
-            "subCategory": data.get("sub_category", ""),
-            "filter": filters if filters is not None else {},
-            "updateValues": update_values if update_values is not None else [],
-            "enabled": data.get("enabled", True),
-        }
+        return UserEventSettings(
+            event_name=data.get("event_name", ""),
+            event_time=data.get("event_time", EVENT_TIME_INGESTED),
+            channel=data.get("channel", ""),
+            category=data.get("category", ""),
+            sub_category=data.get("sub_category", ""),
+            filters=filters if filters is not None else {},
+            update_values=update_values if update_values is not None else [],
+            enabled=data.get("enabled", True),
+        )
 
 
 def _schema_json(data_models: list[DataModel], *, trigger: str | None = None) -> dict[str, Any]:
@@ -361,7 +358,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             return None
         data_model = obj.data_model if obj is not None else form.cleaned_data["data_model"]
         trigger = obj.trigger if obj is not None else form.cleaned_data["trigger"]
-        settings = form.wire_settings()
+        settings = form.user_event_settings()
         raw_limit = request.POST.get("_preview_limit", "")
         preview = user_event_preview(
             organization=data_model.organization,
@@ -381,7 +378,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
             "preview": preview,
             "data_model": data_model,
             "trigger": trigger,
-            "event_name": settings.get("eventName"),
+            "event_name": settings.event_name,
             "saved": saved,
             "limit_max": PREVIEW_MAX,
         }
@@ -448,7 +445,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: JourneyEventConfig, form: Any, change: bool
     ) -> None:
-        settings = form.wire_settings()
+        settings = form.user_event_settings()
         with service_errors():
             if change:
                 saved, _changed = journey_event_config_update(

@@ -11,7 +11,6 @@ stored (its `previous.` fields read as empty). Every condition is worded with it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from journeys.filters import filter_explain, with_previous
 from journeys.generation import events_plan
 from journeys.models import JourneyEventConfig, Trigger
 from journeys.services import config_attributes, config_settings_validate, model_schema
+from journeys.user_event_settings import UserEventSettings
 
 PREVIEW_DEFAULT = 20
 PREVIEW_MAX = 200
@@ -60,12 +60,12 @@ def user_event_preview(
     organization: Organization,
     data_model: DataModel,
     trigger: str,
-    settings: Mapping[str, Any],
+    settings: UserEventSettings,
     limit: int = PREVIEW_DEFAULT,
 ) -> Preview:
-    """The preview of a User Event with these `settings` (wire names) on `data_model`'s
-    `limit` (1–200) most recently updated records. Raises ValidationError for settings
-    the User Event could not be saved with."""
+    """The preview of a User Event with these `settings` on `data_model`'s `limit`
+    (1–200) most recently updated records. Raises ValidationError for settings the User
+    Event could not be saved with."""
     limit = max(1, min(int(limit), PREVIEW_MAX))
     schema = model_schema(organization=organization, data_model=data_model)
     problems = config_settings_validate(settings, schema, trigger=trigger)

@@ -22,23 +22,26 @@ from cdp.provisioning.registry import section_register
 from cdp.provisioning.results import Status, UserEventOutcome
 from cdp.provisioning.serializers import Choice, ItemList, Problems, StrictSerializer, Text
 from journeys.models import JourneyEventConfig, Trigger
-from journeys.services import (
-    CONFIG_FIELDS,
-    journey_event_config_create,
-    journey_event_config_update,
-)
+from journeys.services import journey_event_config_create, journey_event_config_update
+from journeys.user_event_settings import UserEventSettingsSerializer
 
 
 class UserEventSerializer(StrictSerializer):
+    """A User Event: its `ref`, `model` and `trigger`, and beside them its settings, read
+    by UserEventSettingsSerializer's fields into `settings`, a UserEventSettings that
+    journeys.services judges when applying."""
+
     ref = Text(max_length=100)
     model = Text(max_length=MODEL_NAME_MAX)
     trigger = Choice(Trigger.values)
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        # The settings pass through under their wire names (CONFIG_FIELDS, the one
-        # mapping to the model's), for journeys.services to judge when applying.
-        settings = {name: serializers.JSONField(required=False) for name in CONFIG_FIELDS}
-        return {**super().get_fields(), **settings}
+        return {**super().get_fields(), **UserEventSettingsSerializer().get_fields()}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        spec = {key: attrs.pop(key) for key in ("ref", "model", "trigger")}
+        # What is left are the settings, under the model's names (their fields' sources).
+        return {**spec, "settings": UserEventSettingsSerializer().create(attrs)}
 
 
 class UserEventsSerializer(ItemList):
@@ -85,7 +88,7 @@ def _user_event_apply(
 ) -> UserEventOutcome:
     ref: str = spec["ref"]
     data_model = _user_event_model(organization=organization, name=spec["model"], path=path)
-    settings = {name: spec[name] for name in CONFIG_FIELDS if name in spec}
+    settings = spec["settings"]
     config = JourneyEventConfig.objects.filter(organization=organization, ref=ref).first()
     if config is None:
         config = _refusing_paths(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -13,29 +13,17 @@ from cdp.schema import CATEGORIES, CHANNELS, ModelSchema
 from journeys.event_time import event_time_validate
 from journeys.filters import filter_validate
 from journeys.models import (
-    EVENT_TIME_INGESTED,
     JourneyEventConfig,
     Trigger,
     config_id_generate,
     event_key_generate,
 )
 from journeys.update_values import update_values_validate
+from journeys.user_event_settings import WIRE_NAMES, UserEventSettings
 
 if TYPE_CHECKING:
     # The user model (settings.AUTH_USER_MODEL), as the type checker knows it.
     from django.contrib.auth.models import User
-
-# The editable settings of a config, by their wire (provisioning) names.
-CONFIG_FIELDS = {
-    "eventName": "event_name",
-    "eventTime": "event_time",
-    "channel": "channel",
-    "category": "category",
-    "subCategory": "sub_category",
-    "filter": "filters",
-    "updateValues": "update_values",
-    "enabled": "enabled",
-}
 
 
 def model_schema(*, organization: Organization, data_model: DataModel) -> ModelSchema:
@@ -62,51 +50,45 @@ def _text(value: Any, path: str, *, required: bool, max_length: int = 100) -> li
 
 
 def config_settings_validate(
-    settings: Mapping[str, Any], schema: ModelSchema, *, trigger: str, path: str = ""
+    settings: UserEventSettings, schema: ModelSchema, *, trigger: str, path: str = ""
 ) -> list[str]:
-    """Every problem of a config's settings (wire names, as in provisioning files), each
-    prefixed with its JSON path under `path`. Empty when valid. Only a `Changed` User Event
-    (`trigger`) may look at the record as it was before the write."""
+    """Every problem of `settings`, each prefixed with its JSON path under `path`, named by
+    the settings' wire names (`filter.conditions[0].value`), as provisioning files and the
+    Console's form read them. Empty when valid. Only a `Changed` User Event (`trigger`)
+    may look at the record as it was before the write."""
     prefix = f"{path}." if path else ""
+    at = {attribute: f"{prefix}{wire}" for attribute, wire in WIRE_NAMES.items()}
     change_aware = trigger == Trigger.CHANGED
     errors = [
-        *_text(settings.get("eventName"), f"{prefix}eventName", required=True),
-        *_text(settings.get("subCategory"), f"{prefix}subCategory", required=False),
-        *_choice(settings.get("channel", "None"), CHANNELS, f"{prefix}channel"),
-        *_choice(settings.get("category"), CATEGORIES, f"{prefix}category"),
-        *event_time_validate(
-            settings.get("eventTime", EVENT_TIME_INGESTED), schema, path=f"{prefix}eventTime"
-        ),
+        *_text(settings.event_name, at["event_name"], required=True),
+        *_text(settings.sub_category, at["sub_category"], required=False),
+        *_choice(settings.channel, CHANNELS, at["channel"]),
+        *_choice(settings.category, CATEGORIES, at["category"]),
+        *event_time_validate(settings.event_time, schema, path=at["event_time"]),
         *filter_validate(
-            settings.get("filter") or {},
-            schema,
-            path=f"{prefix}filter",
-            change_aware=change_aware,
+            settings.filters or {}, schema, path=at["filters"], change_aware=change_aware
         ),
         *update_values_validate(
-            settings.get("updateValues") or [],
+            settings.update_values or [],
             schema,
-            path=f"{prefix}updateValues",
+            path=at["update_values"],
             change_aware=change_aware,
         ),
     ]
-    if not isinstance(settings.get("enabled", True), bool):
-        errors.append(f"{prefix}enabled: must be true or false")
+    if settings.enabled is not None and not isinstance(settings.enabled, bool):
+        errors.append(f"{at['enabled']}: must be true or false")
     return errors
 
 
-def config_attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The model attributes for `settings`. A setting left out takes the value a new User
-    Event gets, so an update replaces the settings as a whole; only `enabled`, toggled on
-    its own, is kept when absent."""
-    attributes = {
-        CONFIG_FIELDS[name]: value for name, value in settings.items() if name in CONFIG_FIELDS
-    }
-    attributes.setdefault("event_time", EVENT_TIME_INGESTED)
-    attributes.setdefault("channel", "None")
-    attributes["filters"] = attributes.get("filters") or {}
-    attributes["update_values"] = attributes.get("update_values") or []
-    attributes["sub_category"] = attributes.get("sub_category") or ""
+def config_attributes(settings: UserEventSettings) -> dict[str, Any]:
+    """The model attributes for `settings`; `enabled` only when it is set (None keeps the
+    stored value)."""
+    attributes = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    attributes["filters"] = settings.filters or {}
+    attributes["update_values"] = settings.update_values or []
+    attributes["sub_category"] = settings.sub_category or ""
+    if settings.enabled is None:
+        del attributes["enabled"]
     return attributes
 
 
@@ -115,14 +97,13 @@ def journey_event_config_create(
     organization: Organization,
     data_model: DataModel,
     trigger: str,
-    settings: Mapping[str, Any],
+    settings: UserEventSettings,
     created_by: User | None = None,
     ref: str | None = None,
 ) -> JourneyEventConfig:
     """Create a User Event on `data_model` with generated jeConfigId and jeEventKey.
 
-    `settings` uses the wire names of CONFIG_FIELDS. Raises ValidationError listing every
-    problem with its path.
+    Raises ValidationError listing every problem with its path (`config_settings_validate`).
     """
     if data_model.organization_id != organization.pk:
         raise ValidationError({"model": "Unknown model."})
@@ -157,9 +138,9 @@ def journey_event_config_update(
     *,
     organization: Organization,
     config: JourneyEventConfig,
-    settings: Mapping[str, Any],
+    settings: UserEventSettings,
 ) -> tuple[JourneyEventConfig, bool]:
-    """Change a User Event's settings; return it and whether anything changed.
+    """Replace a User Event's settings; return it and whether anything changed.
 
     The model, the trigger, the jeConfigId and the jeEventKey never change: the ID names
     the trigger, and clients hold both. Create another User Event instead.
@@ -170,13 +151,10 @@ def journey_event_config_update(
     errors = config_settings_validate(settings, schema, trigger=config.trigger)
     if errors:
         raise ValidationError(errors)
-    changed = [
-        name
-        for name, value in config_attributes(settings).items()
-        if getattr(config, name) != value
-    ]
+    attributes = config_attributes(settings)
+    changed = [name for name, value in attributes.items() if getattr(config, name) != value]
     for name in changed:
-        setattr(config, name, config_attributes(settings)[name])
+        setattr(config, name, attributes[name])
     if changed:
         config.save(update_fields=[*changed, "updated_at"])
     return config, bool(changed)

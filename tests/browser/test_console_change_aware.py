@@ -13,6 +13,7 @@ from typing import Any
 from cdp import services
 from journeys.models import JourneyEventConfig
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.browser.conftest import organization_admin, sign_in
 
 CHANGED_ONLY = "applies to Changed User Events only"
@@ -38,7 +39,9 @@ def _model_with_events(admin: Any) -> tuple[Any, Any, Any]:
             organization=admin.organization,
             data_model=model,
             trigger=trigger,
-            settings={"eventName": f"member_{trigger.lower()}", "category": "UserIdentity"},
+            settings=UserEventSettings(
+                event_name=f"member_{trigger.lower()}", category="UserIdentity"
+            ),
         )
         for trigger in ("Changed", "Created")
     )

@@ -16,6 +16,7 @@ from typing import Any
 from cdp.models import DataModel
 from journeys.models import JourneyEventConfig, UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.browser.conftest import (
     Admin,
     api_ingest,
@@ -226,7 +227,7 @@ def _acme_with_data(base: str) -> dict[str, Any]:
         organization=acme.organization,
         data_model=model,
         trigger="Created",
-        settings={"eventName": EVENT_NAME, "category": "UserIdentity"},
+        settings=UserEventSettings(event_name=EVENT_NAME, category="UserIdentity"),
     )
     status, body = api_ingest(
         base,

@@ -14,6 +14,7 @@ from cdp import services
 from ingestion import pipeline
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.browser.conftest import organization_admin, sign_in
 
 
@@ -47,14 +48,14 @@ def test_preview_then_backfill_a_user_event(console_server, new_page, screenshot
         organization=organization,
         data_model=model,
         trigger="Created",
-        settings={
-            "eventName": "vip_joined",
-            "category": "UserIdentity",
-            "filter": {
+        settings=UserEventSettings(
+            event_name="vip_joined",
+            category="UserIdentity",
+            filters={
                 "match": "all",
                 "conditions": [{"field": "customFieldLong01", "operator": "gte", "value": 500}],
             },
-        },
+        ),
     )
     page = new_page()
     sign_in(page, console_server, admin.username)

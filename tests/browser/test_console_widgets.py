@@ -8,6 +8,7 @@ import json
 
 from cdp import services
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.browser.conftest import organization_admin, sign_in
 
 
@@ -23,7 +24,7 @@ def _model_with_event(admin):
         organization=admin.organization,
         data_model=model,
         trigger="Created",
-        settings={"eventName": "order_plus_created", "category": "Transaction"},
+        settings=UserEventSettings(event_name="order_plus_created", category="Transaction"),
     )
     return model, config
 

@@ -65,13 +65,14 @@ def test_a_lost_version_token_invalidates_every_copy(tenant_a):
 
 def test_a_disabled_user_event_is_refused_by_the_next_request(client, tenant_a, tenant_b):
     from journeys.services import journey_event_config_create, journey_event_config_set_enabled
+    from journeys.user_event_settings import UserEventSettings
 
     configs = {
         t.organization.pk: journey_event_config_create(
             organization=t.organization,
             data_model=t.model,
             trigger="Created",
-            settings={"eventName": "member_created", "category": "UserIdentity"},
+            settings=UserEventSettings(event_name="member_created", category="UserIdentity"),
         )
         for t in (tenant_a, tenant_b)
     }

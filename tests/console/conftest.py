@@ -14,6 +14,7 @@ from django.test import Client
 from cdp import services
 from cdp.console import console_site
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.conftest import Tenant
 
 PASSWORD = "s3cret-pass-word"
@@ -65,11 +66,15 @@ def superuser(db: Any) -> Any:
 
 
 def user_event_create(tenant: Tenant, **settings: Any):
+    """A User Event on the tenant's model; `settings` are UserEventSettings' (and
+    `trigger`)."""
     return journey_event_config_create(
         organization=tenant.organization,
         data_model=tenant.model,
         trigger=settings.pop("trigger", "Created"),
-        settings={"eventName": "membership_created", "category": "UserIdentity", **settings},
+        settings=UserEventSettings(
+            **{"event_name": "membership_created", "category": "UserIdentity", **settings}
+        ),
     )
 
 

@@ -82,7 +82,7 @@ def test_the_tab_offers_a_dry_run_beside_send_and_says_what_it_does(console, adm
 def test_a_dry_run_shows_changes_and_events_and_stores_nothing(console, admin_a, tenant_a):
     # Fires when a record is created, its value taken from customFieldLong01.
     config = user_event_create(
-        tenant_a, updateValues=[{"target": "value", "field": "customFieldLong01"}]
+        tenant_a, update_values=[{"target": "value", "field": "customFieldLong01"}]
     )
     console.force_login(admin_a)
     stored = _post(

@@ -79,8 +79,8 @@ def test_below_the_cap_the_list_counts_exactly(console, admin_a, tenant_a):
 def test_filter_choices_come_from_the_organizations_models_and_user_events(
     console, admin_a, tenant_a, tenant_b
 ):
-    mine = user_event_create(tenant_a, eventName="member_joined")
-    user_event_create(tenant_b, eventName="globex_only")
+    mine = user_event_create(tenant_a, event_name="member_joined")
+    user_event_create(tenant_b, event_name="globex_only")
     _send(tenant_a, ["R-1"], mine)
     console.force_login(admin_a)
 

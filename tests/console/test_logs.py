@@ -78,7 +78,7 @@ def test_the_event_log_filters_by_name_source_and_searches_by_source_id(
         ],
         jeConfigId=config.config_id,
     )
-    other = user_event_create(tenant_b, eventName="globex_only")
+    other = user_event_create(tenant_b, event_name="globex_only")
     _send(tenant_b, [{"momCode": tenant_b.mom_code, "refId": "R-1"}], jeConfigId=other.config_id)
     console.force_login(admin_a)
     changelist = url("journeys_userevent_changelist")

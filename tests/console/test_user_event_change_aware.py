@@ -196,7 +196,7 @@ def test_the_schema_offers_previous_fields_and_change_operators_for_changed_trig
 
 def test_a_change_forms_schema_names_its_fixed_trigger(console, admin_a, tenant_a):
     changed = user_event_create(tenant_a, trigger="Changed")
-    created = user_event_create(tenant_a, trigger="Created", eventName="member_created")
+    created = user_event_create(tenant_a, trigger="Created", event_name="member_created")
     console.force_login(admin_a)
 
     changed_page = console.get(url("journeys_journeyeventconfig_change", changed.pk))
@@ -211,7 +211,7 @@ def test_a_change_forms_schema_names_its_fixed_trigger(console, admin_a, tenant_
 def test_another_organizations_changed_user_event_stays_out_of_reach(
     console, admin_a, tenant_a, tenant_b
 ):
-    theirs = user_event_create(tenant_b, trigger="Changed", filter=CHANGE_FILTER)
+    theirs = user_event_create(tenant_b, trigger="Changed", filters=CHANGE_FILTER)
     console.force_login(admin_a)
 
     change_url = url("journeys_journeyeventconfig_change", theirs.pk)

@@ -48,7 +48,7 @@ def test_preview_of_unsaved_changes_shows_each_record_and_saves_nothing(
 
 def test_preview_of_the_saved_settings(console, client, admin_a, tenant_a, token_a):
     _records(client, tenant_a, token_a)
-    config = user_event_create(tenant_a, filter=FILTER)
+    config = user_event_create(tenant_a, filters=FILTER)
     console.force_login(admin_a)
     data = form_data(console.get(url("journeys_journeyeventconfig_change", config.pk)))
     data["_preview"] = "Preview on real records"
@@ -106,7 +106,7 @@ def test_backfill_shows_the_count_and_a_sample_then_queues_the_run(
     from django.core.management import call_command
 
     _records(client, tenant_a, token_a)
-    config = user_event_create(tenant_a, filter=FILTER)
+    config = user_event_create(tenant_a, filters=FILTER)
     console.force_login(admin_a)
     page = console.get(url("journeys_journeyeventconfig_change", config.pk)).content.decode()
     backfill_url = url("user_event_backfill", config.pk)

@@ -17,6 +17,7 @@ from cdp import services
 from cdp.models import EntityRecord
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.ingestion.conftest import Ingest, ingest_for
 
 THREADS = 6
@@ -115,7 +116,7 @@ def test_concurrent_creates_of_new_keys_create_each_once(integrators, tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "membership_created", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="membership_created", category="UserIdentity"),
     )
     api = integrators[0]
     assert not api.records().exists()

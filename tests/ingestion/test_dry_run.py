@@ -534,10 +534,10 @@ def test_created_user_event_with_filter_and_update_values_is_shown_as_it_is_stor
         api_a.tenant,
         "Created",
         channel="Online",
-        subCategory="signup",
-        eventTime="customFieldTimestamp01",
-        filter=GOLD_ONLY,
-        updateValues=UPDATE_VALUES,
+        sub_category="signup",
+        event_time="customFieldTimestamp01",
+        filters=GOLD_ONLY,
+        update_values=UPDATE_VALUES,
     )
     api_a.post([api_a.entry("OLD-1", **member_fields("gold", 1))])
     entries = [
@@ -584,10 +584,10 @@ def test_changed_user_event_with_filter_and_update_values_is_shown_as_it_is_stor
     config = config_create(
         api_a.tenant,
         "Changed",
-        eventName="membership_changed",
-        eventTime="customFieldTimestamp01",
-        filter=GOLD_ONLY,
-        updateValues=UPDATE_VALUES,
+        event_name="membership_changed",
+        event_time="customFieldTimestamp01",
+        filters=GOLD_ONLY,
+        update_values=UPDATE_VALUES,
     )
     api_a.post([api_a.entry(k, **member_fields("silver", 1)) for k in ("R-1", "R-2", "R-3")])
     entries = [
@@ -632,7 +632,7 @@ def test_the_event_cap_drops_the_same_events_in_a_dry_run(api_a, settings):
     """Past CDP_MAX_EVENTS_PER_REQUEST the dry run drops the events the real request drops,
     with the same warning; only the kept ones are shown."""
     settings.CDP_MAX_EVENTS_PER_REQUEST = 2
-    config = config_create(api_a.tenant, "Created", eventTime="customFieldTimestamp01")
+    config = config_create(api_a.tenant, "Created", event_time="customFieldTimestamp01")
     entries = [api_a.entry(f"R-{i}", **member_fields("gold", i, T0 + i)) for i in range(1, 5)]
 
     dry, real = dry_then_real(api_a, entries, jeConfigId=config.config_id)
@@ -646,7 +646,7 @@ def test_the_event_cap_drops_the_same_events_in_a_dry_run(api_a, settings):
 def test_init_data_suppresses_the_events_of_a_dry_run(api_a):
     """`?initData=true&dryRun=true`: the events are counted suppressed, none is shown, as
     the real initData request stores none."""
-    config = config_create(api_a.tenant, "Created", eventTime="customFieldTimestamp01")
+    config = config_create(api_a.tenant, "Created", event_time="customFieldTimestamp01")
     entries = [api_a.entry("R-1", **member_fields("gold", 1)), api_a.entry("R-2")]
 
     dry, _ = dry_then_real(api_a, entries, query={"initData": "true"}, jeConfigId=config.config_id)
@@ -660,7 +660,7 @@ def test_init_data_suppresses_the_events_of_a_dry_run(api_a):
 def test_a_created_user_event_that_fired_for_a_key_shows_no_event(api_a):
     """A `Created` User Event fires once per key, ever: a record created again after its
     row was removed gets no event in the dry run either; a new key still does."""
-    config = config_create(api_a.tenant, "Created", eventTime="customFieldTimestamp01")
+    config = config_create(api_a.tenant, "Created", event_time="customFieldTimestamp01")
     first = api_a.post(
         [api_a.entry("R-1", **member_fields("gold", 1))], jeConfigId=config.config_id
     )

@@ -36,6 +36,7 @@ from ingestion.models import (
 )
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.conftest import Tenant
 from tests.contract import ERROR_KEYS
 from tests.ingestion.conftest import Ingest
@@ -134,7 +135,7 @@ def person_load(api: Ingest, receiver_url: str) -> dict[str, int]:
         organization=org,
         data_model=tenant.model,
         trigger="Created",
-        settings={"eventName": "membership_created", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="membership_created", category="UserIdentity"),
     )
     # Membership: one record by customerId, one by email (in another case), one by
     # phone, and one of somebody else. Each fires the Created User Event.

@@ -21,6 +21,7 @@ from cdp.callback_settings import callback_settings_set
 from ingestion.models import CallbackDelivery, IdempotencyKey, IngestionRequest
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.ingestion.conftest import INGEST_URL, Ingest, ingest_for
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def created_config(tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "member_joined", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="member_joined", category="UserIdentity"),
     )
 
 
@@ -302,7 +303,7 @@ def test_concurrent_duplicates_are_processed_once(tenant_a, tenant_b):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={"eventName": "member_changed", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="member_changed", category="UserIdentity"),
     )
     seed = ingest_for(tenant_a)
     assert seed.post([seed.entry(f"R-{i}", customFieldLong01=0) for i in range(10)]).status_code

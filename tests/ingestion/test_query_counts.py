@@ -18,6 +18,7 @@ from cdp.models import EntityRecord
 from ingestion.models import CallbackDelivery, IngestionRequest, RecordHistory
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.ingestion.conftest import ingest_for
 
 pytestmark = pytest.mark.django_db
@@ -105,14 +106,14 @@ def _config(tenant, trigger: str):
         organization=tenant.organization,
         data_model=tenant.model,
         trigger=trigger,
-        settings={
-            "eventName": f"membership_{trigger.lower()}",
-            "category": "UserIdentity",
-            "filter": {
+        settings=UserEventSettings(
+            event_name=f"membership_{trigger.lower()}",
+            category="UserIdentity",
+            filters={
                 "conditions": [{"field": "customFieldLong01", "operator": "gte", "value": 50}]
             },
-            "updateValues": [{"target": "value", "field": "customFieldLong01"}],
-        },
+            update_values=[{"target": "value", "field": "customFieldLong01"}],
+        ),
     )
 
 

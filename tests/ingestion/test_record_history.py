@@ -34,6 +34,7 @@ from cdp.schema import TAG_KEEP_HISTORY, TAG_SUPPORT_IGNORED_UPDATE_CFS
 from ingestion.models import IngestionRequest, RecordHistory
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.conftest import Tenant
 from tests.contract import ERROR_KEYS
 from tests.ingestion.conftest import INGEST_URL, Ingest, ingest_for
@@ -848,7 +849,7 @@ def test_init_data_writes_history_and_only_suppresses_events(api_a, api_b, kept)
         organization=api_a.tenant.organization,
         data_model=api_a.tenant.model,
         trigger="Created",
-        settings={"eventName": "membership_created", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="membership_created", category="UserIdentity"),
     )
 
     created = stored(

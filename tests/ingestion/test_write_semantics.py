@@ -592,6 +592,7 @@ def test_without_prepared_statements_the_same_plans_are_written(tenant_a, tenant
     from cdp.callback_settings import callback_settings_set
     from journeys.models import UserEvent
     from journeys.services import journey_event_config_create
+    from journeys.user_event_settings import UserEventSettings
     from tests.ingestion.conftest import ingest_for
 
     settings.CDP_PREPARED_STATEMENTS = False
@@ -602,7 +603,7 @@ def test_without_prepared_statements_the_same_plans_are_written(tenant_a, tenant
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "member_created", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="member_created", category="UserIdentity"),
     )
     api = ingest_for(tenant_a)
     first = api.post([api.entry("R-1", customField01="a")], jeConfigId=config.config_id).json()

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from cdp.models import DataModel, ModelKind
 from journeys.models import JourneyEventConfig
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 from tests.conftest import Tenant
 
 INGEST_URL = "/dhub-i/api/v1.0/ingest"
@@ -64,14 +65,15 @@ def config_create(
     data_model: DataModel | None = None,
     **settings: Any,
 ) -> JourneyEventConfig:
-    """A User Event on the tenant's Membership model (or `data_model`), via the service."""
-    settings.setdefault("eventName", "membership_created")
+    """A User Event on the tenant's Membership model (or `data_model`), via the service;
+    `settings` are UserEventSettings'."""
+    settings.setdefault("event_name", "membership_created")
     settings.setdefault("category", "UserIdentity")
     return journey_event_config_create(
         organization=tenant.organization,
         data_model=data_model or tenant.model,
         trigger=trigger,
-        settings=settings,
+        settings=UserEventSettings(**settings),
     )
 
 
@@ -87,9 +89,9 @@ def results_by_key(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def created_config(tenant_a) -> JourneyEventConfig:
-    return config_create(tenant_a, "Created", channel="Online", subCategory="signup")
+    return config_create(tenant_a, "Created", channel="Online", sub_category="signup")
 
 
 @pytest.fixture
 def changed_config(tenant_a) -> JourneyEventConfig:
-    return config_create(tenant_a, "Changed", eventName="membership_changed")
+    return config_create(tenant_a, "Changed", event_name="membership_changed")

@@ -39,6 +39,7 @@ from journeys.update_values import (
     update_values_read_previous,
     update_values_validate,
 )
+from journeys.user_event_settings import UserEventSettings
 from tests.journeys.test_filters import (
     BOOL,
     DOUBLE,
@@ -743,12 +744,12 @@ def test_update_values_previous_sources_validation(update_values, change_aware, 
 
 
 def test_config_settings_validate_allows_them_for_changed_only():
-    settings = {
-        "eventName": "tier_upgraded",
-        "category": "UserIdentity",
-        "filter": TIER_SILVER_TO_GOLD,
-        "updateValues": [{"target": "properties.previousTier", "field": prev(TEXT)}],
-    }
+    settings = UserEventSettings(
+        event_name="tier_upgraded",
+        category="UserIdentity",
+        filters=TIER_SILVER_TO_GOLD,
+        update_values=[{"target": "properties.previousTier", "field": prev(TEXT)}],
+    )
     assert config_settings_validate(settings, SCHEMA, trigger="Changed") == []
     assert config_settings_validate(settings, SCHEMA, trigger="Created") == [
         f"filter.conditions[0].field: previous.customField01: previous.<field> {ONLY_CHANGED}",
@@ -758,10 +759,10 @@ def test_config_settings_validate_allows_them_for_changed_only():
 
 # --- the services ---------------------------------------------------------------------------
 
-CHANGE_AWARE_SETTINGS = {
-    "eventName": "tier_upgraded",
-    "category": "UserIdentity",
-    "filter": {
+CHANGE_AWARE_SETTINGS = UserEventSettings(
+    event_name="tier_upgraded",
+    category="UserIdentity",
+    filters={
         "match": "all",
         "conditions": [
             cond(prev(TEXT), "eq", "silver"),
@@ -769,11 +770,11 @@ CHANGE_AWARE_SETTINGS = {
             cond(LONG, "not_changed"),
         ],
     },
-    "updateValues": [
+    update_values=[
         {"target": "properties.previousTier", "field": prev(TEXT)},
         {"target": "value", "field": prev(LONG)},
     ],
-}
+)
 
 
 def test_a_created_user_event_using_them_is_refused(tenant_a):
@@ -797,8 +798,8 @@ def test_a_created_user_event_using_them_is_refused(tenant_a):
 @pytest.mark.parametrize(
     "settings",
     [
-        {"filter": {"conditions": [cond(TEXT, "changed")]}},
-        {"updateValues": [{"target": "value", "field": prev(LONG)}]},
+        {"filters": {"conditions": [cond(TEXT, "changed")]}},
+        {"update_values": [{"target": "value", "field": prev(LONG)}]},
     ],
 )
 def test_a_created_user_event_is_refused_for_any_one_of_them(tenant_a, settings):
@@ -807,7 +808,7 @@ def test_a_created_user_event_is_refused_for_any_one_of_them(tenant_a, settings)
             organization=tenant_a.organization,
             data_model=tenant_a.model,
             trigger="Created",
-            settings={"eventName": "x", "category": "Other", **settings},
+            settings=UserEventSettings(event_name="x", category="Other", **settings),
         )
     [message] = refused.value.messages
     assert message.endswith(ONLY_CHANGED)
@@ -823,8 +824,8 @@ def test_a_changed_user_event_using_them_is_created(tenant_a):
 
     config.refresh_from_db()
     assert config.trigger == "Changed"
-    assert config.filters == CHANGE_AWARE_SETTINGS["filter"]
-    assert config.update_values == CHANGE_AWARE_SETTINGS["updateValues"]
+    assert config.filters == CHANGE_AWARE_SETTINGS.filters
+    assert config.update_values == CHANGE_AWARE_SETTINGS.update_values
 
 
 def test_updating_a_user_event_follows_its_trigger(tenant_a):
@@ -832,13 +833,13 @@ def test_updating_a_user_event_follows_its_trigger(tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "membership_created", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="membership_created", category="UserIdentity"),
     )
     changed = journey_event_config_create(
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={"eventName": "membership_changed", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="membership_changed", category="UserIdentity"),
     )
 
     with pytest.raises(ValidationError) as refused:
@@ -854,7 +855,7 @@ def test_updating_a_user_event_follows_its_trigger(tenant_a):
     created.refresh_from_db()
     assert created.filters == {}
     assert did_change is True
-    assert updated.filters == CHANGE_AWARE_SETTINGS["filter"]
+    assert updated.filters == CHANGE_AWARE_SETTINGS.filters
 
 
 # --- events_plan ----------------------------------------------------------------------------
@@ -897,16 +898,16 @@ def test_events_plan_fires_a_change_aware_user_event_exactly_on_the_right_change
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={
-            "eventName": "tier_upgraded",
-            "category": "UserIdentity",
-            "filter": TIER_SILVER_TO_GOLD,
-            "updateValues": [
+        settings=UserEventSettings(
+            event_name="tier_upgraded",
+            category="UserIdentity",
+            filters=TIER_SILVER_TO_GOLD,
+            update_values=[
                 {"target": "properties.previousTier", "field": prev(TEXT)},
                 {"target": "properties.tier", "field": TEXT},
                 {"target": "value", "field": prev(LONG)},
             ],
-        },
+        ),
     )
     rules = rules_of(tenant_a, config)
     assert rules.reads_previous is True
@@ -947,12 +948,12 @@ def test_events_plan_sees_each_entry_of_a_repeated_key_against_the_previous_entr
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={
-            "eventName": "points_crossed_1000",
-            "category": "Transaction",
-            "filter": POINTS_CROSSED_1000,
-            "updateValues": [{"target": "value", "field": prev(LONG)}],
-        },
+        settings=UserEventSettings(
+            event_name="points_crossed_1000",
+            category="Transaction",
+            filters=POINTS_CROSSED_1000,
+            update_values=[{"target": "value", "field": prev(LONG)}],
+        ),
     )
     rules = rules_of(tenant_a, config)
     changes = [
@@ -973,12 +974,12 @@ def test_events_plan_passes_the_record_alone_to_rules_that_do_not_look_before(te
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={
-            "eventName": "tier_is_gold",
-            "category": "UserIdentity",
-            "filter": {"conditions": [cond(TEXT, "eq", "gold")]},
-            "updateValues": [{"target": "properties.tier", "field": TEXT}],
-        },
+        settings=UserEventSettings(
+            event_name="tier_is_gold",
+            category="UserIdentity",
+            filters={"conditions": [cond(TEXT, "eq", "gold")]},
+            update_values=[{"target": "properties.tier", "field": TEXT}],
+        ),
     )
     rules = rules_of(tenant_a, config)
     assert rules.reads_previous is False
@@ -994,11 +995,11 @@ def test_events_plan_of_changed_and_not_changed(tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Changed",
-        settings={
-            "eventName": "tier_changed_points_kept",
-            "category": "UserIdentity",
-            "filter": {"conditions": [cond(TEXT, "changed"), cond(LONG, "not_changed")]},
-        },
+        settings=UserEventSettings(
+            event_name="tier_changed_points_kept",
+            category="UserIdentity",
+            filters={"conditions": [cond(TEXT, "changed"), cond(LONG, "not_changed")]},
+        ),
     )
     rules = rules_of(tenant_a, config)
     assert rules.reads_previous is True

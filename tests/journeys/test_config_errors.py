@@ -17,6 +17,7 @@ from journeys.services import (
     journey_event_config_set_enabled,
     journey_event_config_update,
 )
+from journeys.user_event_settings import UserEventSettings, user_event_settings_from_wire
 from tests.journeys.conftest import config_create, ingest, member, system_model
 
 # --- the ingest request names a config it cannot use ----------------------------------
@@ -71,7 +72,7 @@ def test_known_id_with_unknown_key(client, tenant_a, token_a, created_config):
 
 
 def test_id_and_key_of_two_different_configs(client, tenant_a, token_a, created_config):
-    other = config_create(tenant_a, "Changed", eventName="membership_changed")
+    other = config_create(tenant_a, "Changed", event_name="membership_changed")
 
     response = ingest(
         client,
@@ -88,7 +89,7 @@ def test_id_and_key_of_two_different_configs(client, tenant_a, token_a, created_
 
 def test_config_of_another_custom_model(client, tenant_a, token_a):
     loyalty = services.custom_model_create(organization=tenant_a.organization, name="Loyalty")
-    config = config_create(tenant_a, data_model=loyalty, eventName="loyalty_created")
+    config = config_create(tenant_a, data_model=loyalty, event_name="loyalty_created")
 
     response = ingest(
         client, tenant_a, token_a, [member(tenant_a, "R-1")], config_id=config.config_id
@@ -100,7 +101,7 @@ def test_config_of_another_custom_model(client, tenant_a, token_a):
 
 def test_system_model_config_used_with_custom_model_entries(client, tenant_a, token_a):
     config = config_create(
-        tenant_a, data_model=system_model(tenant_a, "customer-identity"), eventName="c"
+        tenant_a, data_model=system_model(tenant_a, "customer-identity"), event_name="c"
     )
 
     response = ingest(
@@ -207,7 +208,11 @@ def test_disabled_config_is_checked_before_ignored_update_cfs(
 
 # --- service validation ---------------------------------------------------------------
 
-VALID = {"eventName": "membership_created", "category": "UserIdentity"}
+VALID = {"event_name": "membership_created", "category": "UserIdentity"}
+
+
+def settings_of(**settings) -> UserEventSettings:
+    return UserEventSettings(**{**VALID, **settings})
 
 
 def create(tenant, trigger: str = "Created", **settings):
@@ -215,7 +220,7 @@ def create(tenant, trigger: str = "Created", **settings):
         organization=tenant.organization,
         data_model=tenant.model,
         trigger=trigger,
-        settings={**VALID, **settings},
+        settings=settings_of(**settings),
     )
 
 
@@ -226,16 +231,16 @@ def messages_of(error: pytest.ExceptionInfo[ValidationError]) -> list[str]:
 @pytest.mark.parametrize(
     ("settings", "path", "fragment"),
     [
-        ({"eventName": None}, "eventName", "required"),
-        ({"eventName": ""}, "eventName", "required"),
+        ({"event_name": None}, "eventName", "required"),
+        ({"event_name": ""}, "eventName", "required"),
         ({"category": "Marketing"}, "category", "'Marketing'"),
         ({"category": None}, "category", "None"),
         ({"channel": "Email"}, "channel", "'Email'"),
-        ({"eventTime": "customFieldTimestamp99"}, "eventTime", "unknown field"),
-        ({"eventTime": "customField01"}, "eventTime", "not timestamp"),
+        ({"event_time": "customFieldTimestamp99"}, "eventTime", "unknown field"),
+        ({"event_time": "customField01"}, "eventTime", "not timestamp"),
         (
             {
-                "filter": {
+                "filters": {
                     "conditions": [{"field": "customField01", "operator": "like", "value": 1}]
                 }
             },
@@ -244,7 +249,7 @@ def messages_of(error: pytest.ExceptionInfo[ValidationError]) -> list[str]:
         ),
         (
             {
-                "filter": {
+                "filters": {
                     "conditions": [{"field": "customFieldBool01", "operator": "gt", "value": 1}]
                 }
             },
@@ -252,17 +257,17 @@ def messages_of(error: pytest.ExceptionInfo[ValidationError]) -> list[str]:
             "does not apply",
         ),
         (
-            {"filter": {"match": "most", "conditions": []}},
+            {"filters": {"match": "most", "conditions": []}},
             "filter.match",
             "'most'",
         ),
         (
-            {"updateValues": [{"target": "value", "value": 1}, {"target": "score", "value": 2}]},
+            {"update_values": [{"target": "value", "value": 1}, {"target": "score", "value": 2}]},
             "updateValues[1].target",
             "'score'",
         ),
         (
-            {"updateValues": [{"target": "value", "field": "customField99"}]},
+            {"update_values": [{"target": "value", "field": "customField99"}]},
             "updateValues[0].field",
             "unknown field",
         ),
@@ -285,7 +290,10 @@ def test_create_lists_every_problem(tenant_a):
             organization=tenant_a.organization,
             data_model=tenant_a.model,
             trigger="Deleted",
-            settings={"channel": "Fax", "eventTime": "customFieldLong01"},
+            # eventName and category left out, as a provisioning file may.
+            settings=user_event_settings_from_wire(
+                {"channel": "Fax", "eventTime": "customFieldLong01"}
+            ),
         )
 
     paths = sorted(m.split(":")[0] for m in messages_of(error))
@@ -298,7 +306,7 @@ def test_create_refuses_another_organizations_model(tenant_a, tenant_b):
             organization=tenant_a.organization,
             data_model=tenant_b.model,
             trigger="Created",
-            settings=VALID,
+            settings=settings_of(),
         )
     assert not JourneyEventConfig.objects.exists()
 
@@ -322,10 +330,13 @@ def test_create_stores_the_settings(tenant_a):
     config = create(
         tenant_a,
         channel="Online",
-        subCategory="signup",
-        eventTime="customFieldTimestamp01",
-        filter={"match": "any", "conditions": [{"field": "customField01", "operator": "is_empty"}]},
-        updateValues=[{"target": "note", "value": "hi"}],
+        sub_category="signup",
+        event_time="customFieldTimestamp01",
+        filters={
+            "match": "any",
+            "conditions": [{"field": "customField01", "operator": "is_empty"}],
+        },
+        update_values=[{"target": "note", "value": "hi"}],
         enabled=False,
     )
 
@@ -351,13 +362,13 @@ def test_create_defaults(tenant_a):
 
 
 def test_update_keeps_both_ids_and_the_trigger(client, tenant_a, token_a):
-    config = create(tenant_a, "Changed", eventName="old_name")
+    config = create(tenant_a, "Changed", event_name="old_name")
     config_id, event_key = config.config_id, config.event_key
 
     updated, changed = journey_event_config_update(
         organization=tenant_a.organization,
         config=config,
-        settings={**VALID, "eventName": "new_name", "channel": "Offline"},
+        settings=settings_of(event_name="new_name", channel="Offline"),
     )
 
     assert changed is True
@@ -388,10 +399,10 @@ def test_update_resets_absent_settings_to_their_defaults_but_keeps_enabled(tenan
     config = create(
         tenant_a,
         channel="Online",
-        subCategory="signup",
-        eventTime="customFieldTimestamp01",
-        filter={"conditions": [{"field": "customField01", "operator": "is_empty"}]},
-        updateValues=[{"target": "note", "value": "hi"}],
+        sub_category="signup",
+        event_time="customFieldTimestamp01",
+        filters={"conditions": [{"field": "customField01", "operator": "is_empty"}]},
+        update_values=[{"target": "note", "value": "hi"}],
     )
     journey_event_config_set_enabled(
         organization=tenant_a.organization, config=config, enabled=False
@@ -400,7 +411,7 @@ def test_update_resets_absent_settings_to_their_defaults_but_keeps_enabled(tenan
     # The settings are replaced as a whole, as a provisioning file declares them: a
     # setting left out takes the value a new User Event gets.
     _, changed = journey_event_config_update(
-        organization=tenant_a.organization, config=config, settings=VALID
+        organization=tenant_a.organization, config=config, settings=settings_of()
     )
 
     assert changed is True
@@ -414,7 +425,7 @@ def test_update_without_changes_reports_none(tenant_a):
     config = create(tenant_a, channel="Online")
 
     _, changed = journey_event_config_update(
-        organization=tenant_a.organization, config=config, settings={**VALID, "channel": "Online"}
+        organization=tenant_a.organization, config=config, settings=settings_of(channel="Online")
     )
 
     assert changed is False
@@ -427,7 +438,7 @@ def test_update_refuses_bad_settings_and_keeps_the_stored_ones(tenant_a):
         journey_event_config_update(
             organization=tenant_a.organization,
             config=config,
-            settings={**VALID, "eventName": "renamed", "channel": "Fax"},
+            settings=settings_of(event_name="renamed", channel="Fax"),
         )
 
     assert any(m.startswith("channel:") for m in messages_of(error))
@@ -440,7 +451,7 @@ def test_another_organization_cannot_update_or_disable_a_config(tenant_a, tenant
 
     with pytest.raises(ValidationError):
         journey_event_config_update(
-            organization=tenant_b.organization, config=config, settings=VALID
+            organization=tenant_b.organization, config=config, settings=settings_of()
         )
     with pytest.raises(ValidationError):
         journey_event_config_set_enabled(

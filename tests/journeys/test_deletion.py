@@ -62,7 +62,7 @@ def changed_twice(client, tenant, token) -> JourneyEventConfig:
     changes of R-1 give two events with the same (source, sourceId, eventName, eventAt),
     the key of an ingested `Changed` event."""
     config = config_create(
-        tenant, "Changed", eventName="tier_changed", eventTime="customFieldTimestamp01"
+        tenant, "Changed", event_name="tier_changed", event_time="customFieldTimestamp01"
     )
     stamp = {"customFieldTimestamps": {"customFieldTimestamp01": T0}}
     ok(ingest(client, tenant, token, [member(tenant, "R-1", **stamp)]))
@@ -83,7 +83,7 @@ def changed_twice(client, tenant, token) -> JourneyEventConfig:
 def created_beside_ingested(client, tenant, token) -> JourneyEventConfig:
     """A Created User Event's event and an ingested `Created` event with the same
     (source, sourceId, eventName)."""
-    config = config_create(tenant, "Created", eventName="membership_created")
+    config = config_create(tenant, "Created", event_name="membership_created")
     ok(
         ingest(
             client,
@@ -213,7 +213,7 @@ def test_a_user_event_of_the_user_event_model_generates_events_that_are_not_inge
     are generated ones, with the ingested event's key, and deleting it collides with
     nothing."""
     model = DataModel.objects.get(organization=tenant_a.organization, object_type="user-event")
-    config = config_create(tenant_a, "Created", data_model=model, eventName="purchase")
+    config = config_create(tenant_a, "Created", data_model=model, event_name="purchase")
     token_b = authenticate(client, tenant_b)
     ok(
         ingest(

@@ -205,8 +205,8 @@ def test_changed_config_fires_for_each_change_of_a_key_repeated_in_one_request(
     config = config_create(
         tenant_a,
         "Changed",
-        eventName="tier_changed",
-        updateValues=[{"target": "properties.tier", "field": "customField01"}],
+        event_name="tier_changed",
+        update_values=[{"target": "properties.tier", "field": "customField01"}],
     )
     ingest(client, tenant_a, token_a, [member(tenant_a, "R-1", **texts(customField01="gold"))])
 
@@ -367,7 +367,7 @@ def test_each_filter_operator_selects_the_entries_that_pass(
     condition = {"field": field, "operator": operator}
     if value is not None:
         condition["value"] = value
-    config = config_create(tenant_a, filter={"match": "all", "conditions": [condition]})
+    config = config_create(tenant_a, filters={"match": "all", "conditions": [condition]})
 
     def entry(key: str, field_value: Any) -> dict[str, Any]:
         return member(
@@ -409,7 +409,7 @@ TWO_CONDITIONS = [
     [("all", ["GOLD-150"]), ("any", ["GOLD-150", "GOLD-50", "SILVER-150"])],
 )
 def test_filter_match_all_or_any(client, tenant_a, token_a, match, firing):
-    config = config_create(tenant_a, filter={"match": match, "conditions": TWO_CONDITIONS})
+    config = config_create(tenant_a, filters={"match": match, "conditions": TWO_CONDITIONS})
     entries = [
         member(
             tenant_a,
@@ -430,8 +430,8 @@ def test_filter_is_evaluated_on_the_record_after_the_write(client, tenant_a, tok
     config = config_create(
         tenant_a,
         "Changed",
-        eventName="became_gold_100",
-        filter={"match": "all", "conditions": TWO_CONDITIONS},
+        event_name="became_gold_100",
+        filters={"match": "all", "conditions": TWO_CONDITIONS},
     )
     ingest(
         client,
@@ -464,8 +464,8 @@ def test_filter_sees_a_field_cleared_by_the_write(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
         "Changed",
-        eventName="tier_removed",
-        filter={"conditions": [{"field": "customField01", "operator": "is_empty"}]},
+        event_name="tier_removed",
+        filters={"conditions": [{"field": "customField01", "operator": "is_empty"}]},
     )
     ingest(client, tenant_a, token_a, [member(tenant_a, "R-1", **texts(customField01="gold"))])
 
@@ -487,7 +487,7 @@ def test_filter_sees_a_field_cleared_by_the_write(client, tenant_a, token_a):
 def test_update_values_from_record_fields(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        updateValues=[
+        update_values=[
             {"target": "value", "field": "customFieldLong01"},
             {"target": "customerId", "field": "leadId"},
             {"target": "email", "field": "customField01"},
@@ -544,7 +544,7 @@ def test_update_values_from_record_fields(client, tenant_a, token_a):
 def test_update_values_from_constants(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        updateValues=[
+        update_values=[
             {"target": "value", "value": 9.99},
             {"target": "customerId", "value": "K-1"},
             {"target": "email", "value": "const@acme.test"},
@@ -578,7 +578,7 @@ def test_update_values_from_constants(client, tenant_a, token_a):
 def test_a_source_value_that_does_not_coerce_sets_nothing_with_a_warning(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        updateValues=[
+        update_values=[
             {"target": "value", "field": "customField01"},
             {"target": "note", "field": "customField02"},
         ],
@@ -607,7 +607,7 @@ def test_a_source_value_that_does_not_coerce_sets_nothing_with_a_warning(client,
 def test_an_empty_source_field_sets_nothing(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        updateValues=[
+        update_values=[
             {"target": "value", "field": "customFieldLong01"},
             {"target": "properties.tier", "field": "customField01"},
         ],
@@ -647,7 +647,7 @@ def test_record_identity_is_copied_to_the_event(client, tenant_a, token_a, chang
 def test_update_values_override_the_copied_identity(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        updateValues=[
+        update_values=[
             {"target": "customerId", "value": "K-1"},
             {"target": "phone", "field": "customField02"},
         ],
@@ -699,7 +699,7 @@ def test_event_time_ingested_is_the_write_time(client, tenant_a, token_a, create
 
 @pytest.mark.parametrize("sent", [T0, str(T0), str(T0 // 1000), "2023-11-14T22:13:20.123Z"])
 def test_event_time_from_a_timestamp_field(client, tenant_a, token_a, sent):
-    config = config_create(tenant_a, eventTime="customFieldTimestamp01")
+    config = config_create(tenant_a, event_time="customFieldTimestamp01")
 
     body = ingest(
         client,
@@ -716,7 +716,7 @@ def test_event_time_from_a_timestamp_field(client, tenant_a, token_a, sent):
 
 
 def test_event_time_from_a_builtin_timestamp_field(client, tenant_a, token_a):
-    config = config_create(tenant_a, "Changed", eventName="touched", eventTime="updatedAt")
+    config = config_create(tenant_a, "Changed", event_name="touched", event_time="updatedAt")
     ingest(client, tenant_a, token_a, [member(tenant_a, "R-1", updatedAt=T0)])
 
     ingest(
@@ -733,7 +733,7 @@ def test_event_time_from_a_builtin_timestamp_field(client, tenant_a, token_a):
 
 
 def test_event_time_field_empty_falls_back_to_write_time_with_a_warning(client, tenant_a, token_a):
-    config = config_create(tenant_a, eventTime="customFieldTimestamp01")
+    config = config_create(tenant_a, event_time="customFieldTimestamp01")
 
     body = ingest(
         client,
@@ -766,10 +766,10 @@ def test_event_time_field_empty_falls_back_to_write_time_with_a_warning(client, 
 def test_event_attributes(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        eventName="membership_signup",
+        event_name="membership_signup",
         channel="Offline",
         category="Transaction",
-        subCategory="in-store",
+        sub_category="in-store",
     )
 
     response = ingest(
@@ -829,8 +829,8 @@ def test_events_on_a_system_model(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
         data_model=system_model(tenant_a, "customer-identity"),
-        eventName="customer_created",
-        updateValues=[{"target": "properties.name", "field": "fullName"}],
+        event_name="customer_created",
+        update_values=[{"target": "properties.name", "field": "fullName"}],
     )
     entries = [
         {"customerId": "C-1", "email": "c1@acme.test", "fullName": "Lan Nguyen"},
@@ -899,7 +899,7 @@ def test_events_past_the_cap_are_dropped_with_a_warning(
 def test_init_data_suppresses_events_but_stores_records(client, tenant_a, token_a):
     config = config_create(
         tenant_a,
-        filter={"conditions": [{"field": "customField01", "operator": "eq", "value": "gold"}]},
+        filters={"conditions": [{"field": "customField01", "operator": "eq", "value": "gold"}]},
     )
     entries = [
         member(tenant_a, "R-1", **texts(customField01="gold")),

@@ -6,6 +6,7 @@ refused."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
@@ -14,23 +15,24 @@ from django.core.exceptions import ValidationError
 from cdp.models import EntityRecord
 from journeys.models import UserEvent
 from journeys.preview import user_event_preview
+from journeys.user_event_settings import UserEventSettings
 from tests.journeys.conftest import config_create, ingest, member
 
-SETTINGS: dict[str, Any] = {
-    "eventName": "membership_created",
-    "category": "UserIdentity",
-    "filter": {
+SETTINGS = UserEventSettings(
+    event_name="membership_created",
+    category="UserIdentity",
+    filters={
         "match": "all",
         "conditions": [
             {"field": "customFieldLong01", "operator": "gte", "value": 500},
             {"field": "customField01", "operator": "in", "value": ["gold", "silver"]},
         ],
     },
-    "updateValues": [
+    update_values=[
         {"target": "value", "field": "customFieldLong01"},
         {"target": "properties.tier", "field": "customField01"},
     ],
-}
+)
 RECORDS = [(900, "gold"), (100, "gold"), (700, "bronze"), (500, "silver"), (None, "gold")]
 
 
@@ -58,7 +60,7 @@ def test_a_created_preview_fires_what_real_creates_fire(client, tenant_a, token_
     )
     assert UserEvent.objects.count() == 0  # it reads; it never writes
 
-    config = config_create(tenant_a, **SETTINGS)
+    config = config_create(tenant_a, **asdict(SETTINGS))
     ingest(client, tenant_a, token_a, entries(tenant_a, "NEW"), config_id=config.config_id)
     fired = {e.source_id.replace("NEW", "OLD"): e for e in UserEvent.objects.filter(config=config)}
 
@@ -78,16 +80,16 @@ def test_a_created_preview_fires_what_real_creates_fire(client, tenant_a, token_
 def test_a_changed_preview_fires_what_real_updates_fire(client, tenant_a, token_a):
     """A Changed User Event sees each record as just updated from nothing stored: what
     real updates of records that held none of these fields fire."""
-    settings = {
-        **SETTINGS,
-        "filter": {
+    settings = replace(
+        SETTINGS,
+        filters={
             "match": "all",
             "conditions": [
                 {"field": "customFieldLong01", "operator": "gte", "value": 500},
                 {"field": "customFieldLong01", "operator": "changed"},
             ],
         },
-    }
+    )
     ingest(client, tenant_a, token_a, entries(tenant_a, "OLD"))
     preview = user_event_preview(
         organization=tenant_a.organization,
@@ -96,7 +98,7 @@ def test_a_changed_preview_fires_what_real_updates_fire(client, tenant_a, token_
         settings=settings,
     )
 
-    config = config_create(tenant_a, "Changed", **settings)
+    config = config_create(tenant_a, "Changed", **asdict(settings))
     ingest(client, tenant_a, token_a, [member(tenant_a, f"NEW-{n}") for n in range(5)])
     ingest(client, tenant_a, token_a, entries(tenant_a, "NEW"), config_id=config.config_id)
     fired = {e.source_id.replace("NEW", "OLD"): e for e in UserEvent.objects.filter(config=config)}
@@ -144,7 +146,7 @@ def test_another_organization_s_records_are_never_previewed(
 
 
 def test_settings_that_could_not_be_saved_are_refused(tenant_a):
-    bad = {**SETTINGS, "filter": {"conditions": [{"field": "nope", "operator": "eq"}]}}
+    bad = replace(SETTINGS, filters={"conditions": [{"field": "nope", "operator": "eq"}]})
     with pytest.raises(ValidationError, match=r"filter\.conditions\[0\]"):
         user_event_preview(
             organization=tenant_a.organization,

@@ -61,7 +61,7 @@ def backfill(*args: str) -> str:
 
 def test_10000_records_half_passing_make_5000_events_then_a_rerun_none(client, tenant_a, token_a):
     load(client, tenant_a, token_a, 10_000)
-    config = config_create(tenant_a, filter=HALF)
+    config = config_create(tenant_a, filters=HALF)
 
     dry = backfill(config.config_id, "--dry-run")
     assert dry.strip() == (
@@ -86,7 +86,7 @@ def test_10000_records_half_passing_make_5000_events_then_a_rerun_none(client, t
 
 
 def test_a_backfilled_event_equals_what_a_real_ingest_fires(client, tenant_a, token_a):
-    config = config_create(tenant_a, filter=HALF)
+    config = config_create(tenant_a, filters=HALF)
     record = {
         "momCode": tenant_a.mom_code,
         "refId": "LIVE-1",
@@ -111,7 +111,7 @@ def test_a_backfilled_event_equals_what_a_real_ingest_fires(client, tenant_a, to
 def test_two_organizations_stay_apart(client, tenant_a, token_a, tenant_b, token_b):
     load(client, tenant_a, token_a, 20)
     load(client, tenant_b, token_b, 30)
-    config_a, config_b = config_create(tenant_a, filter=HALF), config_create(tenant_b)
+    config_a, config_b = config_create(tenant_a, filters=HALF), config_create(tenant_b)
 
     run = user_event_backfill(organization=tenant_a.organization, config_id=config_a.config_id)
 
@@ -188,7 +188,7 @@ def test_the_task_engine_runs_a_queued_backfill(client, tenant_a, token_a):
     from ingestion import tasks
 
     load(client, tenant_a, token_a, 6)
-    config = config_create(tenant_a, filter=HALF)
+    config = config_create(tenant_a, filters=HALF)
     result = tasks.backfill_user_event.enqueue(tenant_a.organization.pk, config.config_id)
 
     call_command("run_worker", "--once", stdout=StringIO())
@@ -211,7 +211,7 @@ def test_outside_a_transaction_a_thread_writes_while_the_next_batch_is_read(call
 
     tenant = tenant_create("Acme Retail", "ops@acme.test")
     load(None, tenant, None, 1200)
-    config = config_create(tenant, filter=HALF)
+    config = config_create(tenant, filters=HALF)
     destination_create(organization=tenant.organization, name="J", url=callback_server.url)
 
     run = user_event_backfill(

@@ -22,6 +22,7 @@ from ingestion import file_import
 from ingestion.models import IngestionRequest
 from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
+from journeys.user_event_settings import UserEventSettings
 
 
 def run(path: Path, tenant, *args: str) -> tuple[str, str]:
@@ -147,7 +148,7 @@ def test_rerun_gives_unchanged_and_fires_no_second_event(tmp_path, tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "member_imported", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="member_imported", category="UserIdentity"),
     )
     path = write_ndjson(tmp_path / "members.ndjson", sample_entries(tenant_a))
 
@@ -167,7 +168,7 @@ def test_init_data_stores_records_without_events(tmp_path, tenant_a):
         organization=tenant_a.organization,
         data_model=tenant_a.model,
         trigger="Created",
-        settings={"eventName": "member_imported", "category": "UserIdentity"},
+        settings=UserEventSettings(event_name="member_imported", category="UserIdentity"),
     )
     path = write_json(tmp_path / "members.json", sample_entries(tenant_a))
 
