@@ -113,6 +113,14 @@ class ApiKey(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "prefix"], name="apikey_unique_org_prefix"
             ),
+            # A member's live keys are told apart by name (the Console lists them by name,
+            # provisioning matches them by name). A revoked key is gone, so its name may
+            # be given to a new key (docs/decisions.md, "API keys in the Console").
+            models.UniqueConstraint(
+                fields=["organization", "membership", "name"],
+                condition=Q(revoked_at__isnull=True),
+                name="apikey_unique_live_name",
+            ),
         ]
 
     def __str__(self) -> str:

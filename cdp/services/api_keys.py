@@ -38,10 +38,14 @@ def api_key_create(
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its raw value, which is never stored nor shown again.
 
-    `raw_key` lets provisioning import a known key (40 lowercase hex).
+    `name` must differ from the names of the member's unrevoked keys (a revoked key's name
+    may be given again); `raw_key` lets provisioning import a known key (40 lowercase
+    hex). Raises ValidationError on `name` or `key`.
     """
     if raw_key is not None and not keys.API_KEY_RE.match(raw_key):
         raise ValidationError({"key": "An API key is 40 lowercase hexadecimal characters."})
+    if _live_name_taken(membership=membership, name=name):
+        raise _name_taken_error(name)
     for _attempt in range(5):
         raw = raw_key or keys.api_key_generate()
         try:
@@ -56,11 +60,34 @@ def api_key_create(
                 )
             return api_key, raw
         except IntegrityError:
+            # One of two constraints: a concurrent request gave the member a live key of
+            # this name since the check above (apikey_unique_live_name), or the prefix was
+            # drawn before (apikey_unique_org_prefix), which a fresh draw cures.
+            if _live_name_taken(membership=membership, name=name):
+                raise _name_taken_error(name) from None
             if raw_key is not None:
                 raise ValidationError(
                     {"key": "This organization already has a key with the same prefix."}
                 ) from None
     raise RuntimeError("could not draw a unique API key prefix")  # 5 collisions of 32 bits
+
+
+def _live_name_taken(*, membership: Membership, name: str) -> bool:
+    return ApiKey.objects.filter(
+        organization=membership.organization_id,
+        membership=membership,
+        name=name,
+        revoked_at__isnull=True,
+    ).exists()
+
+
+def _name_taken_error(name: str) -> ValidationError:
+    return ValidationError(
+        {
+            "name": f"This member already has an API key named “{name}”: choose another "
+            "name, or revoke that key first."
+        }
+    )
 
 
 def api_key_revoke(*, organization: Organization, api_key_id: int) -> ApiKey:
