@@ -146,6 +146,10 @@ CACHES = {
     }
 }
 
+# How long a member's one-time set-password link works (seconds; Django's password-reset
+# tokens, cdp/set_password.py): long enough to reach someone over a weekend.
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -2,6 +2,10 @@
 callback settings and signing secret, and its API keys. Every write goes through the
 services (`cdp.services`, `cdp.callback_settings`).
 
+A member added without a password gets a one-time set-password link (cdp/set_password.py),
+shown once on the page that follows saving, like the callback signing secret; their row
+offers owners and admins a new one until they have set a password.
+
 Apps add to the page through the Console's registry: the "callback_tools" slot holds
 their links beside the callback settings (ingestion's callback deliveries)."""
 
@@ -10,12 +14,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from cdp import services
 from cdp.callback_settings import (
@@ -37,8 +44,15 @@ from cdp.console import (
     signed_in_user,
 )
 from cdp.models import ApiKey, Membership, Organization, Role
+from cdp.services.members import (
+    set_password_link_memberships,
+    set_password_link_refusal,
+    set_password_token_issue,
+)
+from cdp.set_password import link_lifetime, set_password_url
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
     from django_stubs_ext import WithAnnotations
 
 
@@ -55,11 +69,25 @@ class _CallbackSecretRequest(HttpRequest):
     console_callback_secret: str
 
 
+class _SetPasswordLinksRequest(HttpRequest):
+    """For annotations only: a request that added members without a password keeps their
+    set-password links, (username, link), for `response_change` to show once."""
+
+    console_set_password_links: list[tuple[str, str]]
+
+
+class _LinkOffered(TypedDict):
+    """What `MembershipInline.get_queryset` annotates a membership with."""
+
+    set_password_link: bool
+
+
 class MembershipForm(forms.ModelForm):
     username = forms.EmailField(
         label="User (email)",
         max_length=150,
-        help_text="A user who does not exist yet is created; an operator sets the password.",
+        help_text="A user who does not exist yet is created, and a one-time link with which "
+        "they set their password is shown after saving, for you to hand them.",
     )
 
     class Meta:
@@ -78,15 +106,41 @@ class MembershipForm(forms.ModelForm):
 class MembershipInline(ConsoleInline):
     model = Membership
     form = MembershipForm
-    fields = ("username", "role", "created_at")
-    readonly_fields = ("created_at",)
+    fields = ("username", "role", "password_state", "created_at")
+    readonly_fields = ("password_state", "created_at")
     write_roles = MANAGE_ROLES
     allow_delete = True
     verbose_name = "member"
     verbose_name_plural = "Members and roles"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
-        return super().get_queryset(request).select_related("user").order_by("user__username")
+        # Whether the signed-in member may give each row's user a set-password link: the
+        # rule (services.members) as a subquery, so the list costs no query per row.
+        offered = set_password_link_memberships(issued_by=signed_in_user(request))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .annotate(set_password_link=Exists(offered.filter(pk=OuterRef("pk"))))
+            .order_by("user__username")
+        )
+
+    @admin.display(description="password")
+    def password_state(self, obj: WithAnnotations[Membership, _LinkOffered]) -> str:
+        if obj.pk is None:  # the empty row of a new member
+            return ""
+        if obj.user.has_usable_password():
+            return "set"
+        if not getattr(obj, "set_password_link", False):
+            return "not set yet"
+        link = reverse(
+            "admin:cdp_organization_member_set_password_link", args=[obj.organization_id, obj.pk]
+        )
+        return format_html(
+            'not set yet <a class="button new-set-password-link" href="{}">'
+            "New set-password link…</a>",
+            link,
+        )
 
 
 CALLBACK_FIELDS = ("callback_url", "callback_enabled")
@@ -228,14 +282,49 @@ class OrganizationAdmin(ConsoleModelAdmin):
         adopt(obj, saved)
 
     def response_change(self, request: HttpRequest, obj: Organization) -> HttpResponse:
-        """After a save that generated the callback signing secret, show it, once, in this
-        response (instead of the redirect): it is put in no URL, session or message."""
-        secret = getattr(request, "console_callback_secret", None)
-        if secret is None:
+        """After a save that generated the callback signing secret or added members without
+        a password, show the secret and the members' set-password links, once, in this
+        response (instead of the redirect): they are put in no URL, session or message."""
+        secret: str | None = getattr(request, "console_callback_secret", None)
+        links: list[tuple[str, str]] = getattr(request, "console_set_password_links", [])
+        if secret is None and not links:
             return super().response_change(request, obj)
-        del cast(_CallbackSecretRequest, request).console_callback_secret
         self.message_user(request, f"The organization “{obj}” was changed successfully.")
-        return self._callback_secret_response(request, obj, secret, rotated=False)
+        if secret is not None:
+            del cast(_CallbackSecretRequest, request).console_callback_secret
+            if not links:
+                return self._callback_secret_response(request, obj, secret, rotated=False)
+        del cast(_SetPasswordLinksRequest, request).console_set_password_links
+        return self._set_password_links_response(request, obj, links, callback_secret=secret)
+
+    def _set_password_links_response(
+        self,
+        request: HttpRequest,
+        organization: Organization,
+        links: list[tuple[str, str]],
+        *,
+        renewed: bool = False,
+        callback_secret: str | None = None,
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "title": "New set-password link" if renewed else "Set-password links",
+            "original": organization,
+            "links": [
+                (username, copyable(link, f"set-password-link-{number}"))
+                for number, (username, link) in enumerate(links, start=1)
+            ],
+            "link_lifetime": link_lifetime(),
+            "renewed": renewed,
+            "callback_secret": callback_secret,
+        }
+        response = TemplateResponse(
+            request, "admin/cdp/organization/set_password_links.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
     def _callback_secret_response(
         self, request: HttpRequest, organization: Organization, secret: str, *, rotated: bool
@@ -260,7 +349,60 @@ class OrganizationAdmin(ConsoleModelAdmin):
             self.callback_secret_rotate_view,
             "callback_secret_rotate",
         )
-        return [rotate, *super().get_urls()]
+        # Not `object_view_url`: the route holds the member's id too.
+        set_password_link = path(
+            "<path:object_id>/members/<int:membership_id>/set-password-link/",
+            self.admin_site.admin_view(self.member_set_password_link_view),
+            name="cdp_organization_member_set_password_link",
+        )
+        return [rotate, set_password_link, *super().get_urls()]
+
+    def member_set_password_link_view(
+        self, request: HttpRequest, object_id: str, membership_id: int
+    ) -> HttpResponse:
+        """GET: what a new link does, and a button. POST: `set_password_token_issue`, and
+        the link shown once (any earlier one stops working). Owners and admins only; another
+        tenant's organization or member is 404."""
+        organization = cast(Organization, self.get_object(request, unquote(object_id)))
+        if not self.has_change_permission(request, organization):
+            raise PermissionDenied
+        membership = get_object_or_404(
+            Membership.objects.select_related("user"), organization=organization, pk=membership_id
+        )
+        issued_by = signed_in_user(request)
+        change_url = reverse("admin:cdp_organization_change", args=[organization.pk])
+        if request.method == "POST":
+            try:
+                uidb64, token = set_password_token_issue(
+                    organization=organization, membership=membership, issued_by=issued_by
+                )
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            username = membership.user.username
+            self.log_change(request, organization, f"Made a new set-password link for {username}.")
+            link = set_password_url(request, uidb64, token)
+            return self._set_password_links_response(
+                request, organization, [(username, link)], renewed=True
+            )
+        refusal = set_password_link_refusal(
+            organization=organization, membership=membership, issued_by=issued_by
+        )
+        if refusal is not None:
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            **self.console_context(request),
+            "opts": self.opts,
+            "title": "New set-password link",
+            "original": organization,
+            "member": membership.user,
+            "link_lifetime": link_lifetime(),
+        }
+        return TemplateResponse(
+            request, "admin/cdp/organization/set_password_link_new.html", context
+        )
 
     def callback_secret_rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what rotating does, and a button. POST: `callback_secret_rotate`, and the new
@@ -285,6 +427,8 @@ class OrganizationAdmin(ConsoleModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         organization = form.instance
+        issued_by = signed_in_user(request)
+        links: list[tuple[str, str]] = []
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for row in formset.forms:
             membership = row.instance
@@ -303,6 +447,9 @@ class OrganizationAdmin(ConsoleModelAdmin):
                             role=row.cleaned_data["role"],
                         )
                         formset.new_objects.append(created)
+                        link = self._new_member_link(request, organization, created, issued_by)
+                        if link is not None:
+                            links.append((created.user.username, link))
                 elif row.has_changed():
                     services.member_role_set(
                         organization=organization,
@@ -310,6 +457,28 @@ class OrganizationAdmin(ConsoleModelAdmin):
                         role=row.cleaned_data["role"],
                     )
                     formset.changed_objects.append((membership, row.changed_data))
+        if links:
+            # Kept on this request only, for `response_change` to show once.
+            cast(_SetPasswordLinksRequest, request).console_set_password_links = links
+
+    def _new_member_link(
+        self,
+        request: HttpRequest,
+        organization: Organization,
+        membership: Membership,
+        issued_by: User,
+    ) -> str | None:
+        """The set-password link of a member just added, when the rule gives them one: a
+        new user does; an existing one with a password, or a member of an organization
+        `issued_by` does not manage, does not (`set_password_link_refusal`)."""
+        if set_password_link_refusal(
+            organization=organization, membership=membership, issued_by=issued_by
+        ):
+            return None
+        uidb64, token = set_password_token_issue(
+            organization=organization, membership=membership, issued_by=issued_by
+        )
+        return set_password_url(request, uidb64, token)
 
     def change_view(
         self,

@@ -68,7 +68,11 @@ def test_adding_a_member_creates_the_user_with_console_access(console, admin_a, 
 
     result = console.post(url("cdp_organization_change", tenant_a.organization.pk), data)
 
-    assert result.status_code == 302
+    # The page that follows gives the new member's one-time set-password link
+    # (tests/console/test_members_set_password.py has the rest of that flow).
+    assert result.status_code == 200
+    assert "/console/set-password/" in result.content.decode()
+    assert "no-store" in result["Cache-Control"]
     membership = Membership.objects.get(user__username="new@acme.test")
     assert (membership.organization, membership.role) == (tenant_a.organization, "editor")
     assert membership.user.is_staff and not membership.user.has_usable_password()
