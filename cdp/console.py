@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
@@ -46,6 +47,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from django.urls import path as url_path  # `path` names an error's path below
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
@@ -141,6 +143,21 @@ SECTIONS = {"cdp": "Setup", "journeys": "Data Manipulation", "ingestion": "Data 
 # The object is one of the model it is registered for (`PanelContext[DataModel]`).
 PanelContext = Callable[[HttpRequest, "ConsoleModelAdmin", _M], dict[str, Any]]
 ObjectView = Callable[[HttpRequest, "ConsoleModelAdmin", _M], HttpResponse]
+# What an app contributes to the home page: (request, organization) → the panel's context.
+DashboardContext = Callable[[HttpRequest, Organization], dict[str, Any]]
+
+# The home page's choice of organization lists at most this many (a superuser sees all).
+DASHBOARD_ORGANIZATIONS = 200
+DASHBOARD_HOURS = 24
+
+
+def dashboard_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The hours every dashboard panel counts: the last DASHBOARD_HOURS whole hours of the
+    current time zone, the current one last, as [start, end) in UTC (so that arithmetic
+    on hours crosses no daylight-saving change)."""
+    hour = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
+    end = hour.astimezone(UTC) + timedelta(hours=1)
+    return end - timedelta(hours=DASHBOARD_HOURS), end
 
 
 @dataclass(frozen=True)
@@ -150,6 +167,18 @@ class Panel:
     key: str
     template: str
     context: PanelContext[Any]
+    title: str = ""
+    order: int = 50
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A part of the Console's home page that an app contributes
+    (`register_dashboard_panel`)."""
+
+    key: str
+    template: str
+    context: DashboardContext
     title: str = ""
     order: int = 50
 
@@ -185,6 +214,14 @@ class ConsoleSite(admin.AdminSite):
         `tab-<key>`, `title` is its label and heading, `order` its place after Fields);
       - `cdp.DataModel` "delete_refused": paragraphs on the page that refuses deleting it;
       - `cdp.Organization` "callback_tools": links beside the callback settings.
+    - `register_dashboard_panel(key, template=…, context=…, title=…, order=…)`: a panel of
+      the home page, the dashboard of one organization. The member picks it
+      (`?organization=<id>`, first by name when absent; another tenant's id is 404, as
+      elsewhere). Each panel is rendered with `organization` and what `context(request,
+      organization)` returns, in an element `dashboard-<key>` headed `title`, by `order`.
+      Every panel counts the same hours, `dashboard_window()`. Its queries must stay cheap
+      on large tables: filtered by the organization and a time range on an indexed column,
+      or LIMITed.
     """
 
     site_title = "cdp Console"
@@ -198,6 +235,7 @@ class ConsoleSite(admin.AdminSite):
         self._views: list[tuple[str, Any, str]] = []
         self._object_views: dict[type[models.Model], list[tuple[str, ObjectView[Any], str]]] = {}
         self._panels: dict[tuple[type[models.Model], str], list[Panel]] = {}
+        self._dashboard_panels: list[DashboardPanel] = []
 
     def register_view(self, route: str, view: Any, name: str) -> None:
         """A page an app adds to the Console beside its model pages (its admin module
@@ -234,6 +272,65 @@ class ConsoleSite(admin.AdminSite):
 
     def panels(self, model: type[models.Model], slot: str) -> list[Panel]:
         return sorted(self._panels.get((model, slot), []), key=lambda panel: panel.order)
+
+    def register_dashboard_panel(
+        self,
+        key: str,
+        *,
+        template: str,
+        context: DashboardContext,
+        title: str = "",
+        order: int = 50,
+    ) -> None:
+        """A panel an app adds to the home page (see the class)."""
+        if any(panel.key == key for panel in self._dashboard_panels):
+            raise ImproperlyConfigured(f"A dashboard panel {key!r} is already registered.")
+        self._dashboard_panels.append(
+            DashboardPanel(key=key, template=template, context=context, title=title, order=order)
+        )
+
+    def dashboard_panels(self) -> list[DashboardPanel]:
+        return sorted(self._dashboard_panels, key=lambda panel: panel.order)
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        """The home page: the sections, and the dashboard of one of the member's
+        organizations (the panels apps registered)."""
+        choice = organizations_where(request, ALL_ROLES).order_by("name", "pk")
+        organizations = list(choice[:DASHBOARD_ORGANIZATIONS])
+        organization = self._dashboard_organization(request, organizations)
+        rendered = []
+        if organization is not None:
+            for panel in self.dashboard_panels():
+                context = {"organization": organization, **panel.context(request, organization)}
+                html = render_to_string(panel.template, context, request)
+                rendered.append(RenderedPanel(panel.key, panel.title, mark_safe(html.strip())))
+        context = {
+            "dashboard_organizations": organizations,
+            "dashboard_organization": organization,
+            "dashboard_panels": rendered,
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
+
+    def _dashboard_organization(
+        self, request: HttpRequest, organizations: list[Organization]
+    ) -> Organization | None:
+        """The organization `?organization=` names among the member's (another tenant's,
+        or no organization's, id is 404), else the first of them."""
+        wanted = request.GET.get("organization")
+        if not wanted:
+            return organizations[0] if organizations else None
+        if not wanted.isdigit():
+            raise Http404("No such organization in your organizations.")
+        chosen = next((o for o in organizations if o.pk == int(wanted)), None)
+        if chosen is None and request.user.is_superuser:
+            # Past the first DASHBOARD_ORGANIZATIONS of the choice.
+            chosen = Organization.objects.filter(pk=int(wanted)).first()
+        if chosen is None:
+            raise Http404("No such organization in your organizations.")
+        return chosen
 
     def get_urls(self) -> list[Any]:
         extra = [

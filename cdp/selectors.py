@@ -6,9 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Expression, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
-from cdp.models import ApiKey, DataModel, FieldDefinition, ModelKind, Organization
+from cdp.models import (
+    RECORD_IDENTIFIER_KEYS,
+    RECORD_IDENTIFIERS,
+    ApiKey,
+    DataModel,
+    FieldDefinition,
+    ModelKind,
+    Organization,
+    identifier_indexed,
+)
 from cdp.schema import ModelSchema
 from cdp.schema_cache import schema_cached
 
@@ -90,3 +101,25 @@ def api_keys_usable(*, organization: Organization, user: User | AnonymousUser) -
         membership__user=user,
         revoked_at__isnull=True,
     ).order_by("name", "pk")
+
+
+def identifier_condition(expression: Any, kind: str, value: str, *, within: Q) -> Q:
+    """Rows whose identifier `expression` (customerId, email or phone) is `value`, written
+    as its partial index reads it (`identifier_indexed`): the index's condition
+    (`within`), its prefix, then the whole value; an email compares case-insensitively.
+    Filter with it inside the organization, the index's first column."""
+    wanted: Expression = Lower(Value(value)) if kind == "email" else Value(value)
+    # Plain SQL equality: a JSON key's own `exact` would compare JSON values.
+    return Q(
+        within,
+        Exact(identifier_indexed(expression), identifier_indexed(wanted)),
+        Exact(expression, wanted),
+    )
+
+
+def record_identifier_condition(*, kind: str, value: str) -> Q:
+    """The records whose identifier `kind` (customerId, email or phone, as
+    `RECORD_IDENTIFIERS` reads them) is `value`, by the index `record_org_<kind>`. Filter
+    with it inside the organization (`organization=…`): without it no index serves."""
+    within = Q(data__has_any_keys=RECORD_IDENTIFIER_KEYS[kind])
+    return identifier_condition(RECORD_IDENTIFIERS[kind], kind, value, within=within)

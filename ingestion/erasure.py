@@ -25,23 +25,18 @@ from typing import Any
 
 import orjson
 from django.db import transaction
-from django.db.models import Expression, Q, QuerySet, Value
-from django.db.models.expressions import Combinable
-from django.db.models.functions import Lower
-from django.db.models.lookups import Exact
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cdp.errors import InvalidValue
 from cdp.models import (
-    RECORD_IDENTIFIER_KEYS,
-    RECORD_IDENTIFIERS,
     DataModel,
     EntityRecord,
     ErasureRequest,
     Organization,
-    identifier_indexed,
 )
 from cdp.schema_cache import schema_changed
+from cdp.selectors import identifier_condition, record_identifier_condition
 from cdp.suppression import identifier_digest
 from ingestion.models import CallbackDelivery, CallbackStatus, DestinationDelivery, RecordHistory
 from journeys.models import EVENT_IDENTIFIERS, UserEvent
@@ -87,27 +82,12 @@ def erasure_order_parse(data: Mapping[str, Any]) -> ErasureOrder:
     return ErasureOrder(identifiers=given, suppress=data.get("suppress", False))
 
 
-def _matching(
-    queryset: QuerySet, expression: Combinable, kind: str, value: str, within: Q
-) -> QuerySet:
-    """`queryset`'s rows whose `expression` is `value`, as the index reads them: its
-    condition (`within`), its prefix, then the whole value."""
-    wanted: Expression = Lower(Value(value)) if kind == "email" else Value(value)
-    # Plain SQL equality: a JSON key's own `exact` would compare JSON values.
-    return queryset.filter(
-        within,
-        Exact(identifier_indexed(expression), identifier_indexed(wanted)),
-        Exact(expression, wanted),
-    )
-
-
 def _records_matching(organization: Organization, identifiers: Mapping[str, str]) -> set[tuple]:
     """(id, data model id, key) of every record of the organization carrying one."""
     found: set[tuple] = set()
     records = EntityRecord.objects.filter(organization=organization)
     for kind, value in identifiers.items():
-        within = Q(data__has_any_keys=RECORD_IDENTIFIER_KEYS[kind])
-        matching = _matching(records, RECORD_IDENTIFIERS[kind], kind, value, within)
+        matching = records.filter(record_identifier_condition(kind=kind, value=value))
         found.update(matching.values_list("id", "data_model_id", "key"))
     return found
 
@@ -125,7 +105,9 @@ def _events_matching(
     for kind, value in identifiers.items():
         column = _EVENT_COLUMNS[kind]
         within = ~Q(**{column: ""})
-        matching = _matching(events, EVENT_IDENTIFIERS[column], kind, value, within)
+        matching = events.filter(
+            identifier_condition(EVENT_IDENTIFIERS[column], kind, value, within=within)
+        )
         found.update(matching.values_list(*fields))
     for source, keys in sources.items():
         for chunk in _chunks(keys):

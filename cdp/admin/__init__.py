@@ -6,6 +6,6 @@ callback deliveries beside an organization's callback settings) are not here: ea
 registers them from its own modules (ConsoleSite.register_panel), so the core imports no
 app."""
 
-from cdp.admin import api_keys, data_models, organizations
+from cdp.admin import api_keys, data_models, organizations, records
 
-__all__ = ["api_keys", "data_models", "organizations"]
+__all__ = ["api_keys", "data_models", "organizations", "records"]

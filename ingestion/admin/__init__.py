@@ -13,8 +13,10 @@ imports this package, and each module registers its ModelAdmins on the Console):
 from ingestion.admin import (  # noqa: F401 (each registers its pages on import)
     backfill,
     callbacks,
+    dashboard,
     destinations,
     erasure,
     panels,
+    record_panels,
     request_log,
 )
