@@ -159,6 +159,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times read "2026-12-01 18:19 UTC" wherever Django formats them (the Console's lists).
+FORMAT_MODULE_PATH = ["cdp.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

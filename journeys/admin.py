@@ -9,6 +9,8 @@ by the row editors (`journeys.widgets.RowEditorWidget`), on the row they concern
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from django import forms
@@ -38,11 +40,13 @@ from cdp.console import (
     service_errors_apply,
     visible_organization_ids,
 )
+from cdp.console_columns import ID_SHOWN, CsvExportAdmin
 from cdp.models import DataModel, FieldDefinition
 from cdp.samples import payload_sample
 from cdp.schema import CATEGORIES, CHANNELS
 from journeys.filters import (
     CHANGE_OPERATORS,
+    CHANGED_ONLY,
     LIST_VALUE_OPERATORS,
     OPERATORS,
     OPERATORS_BY_TYPE,
@@ -69,9 +73,143 @@ from journeys.user_event_settings import WIRE_NAMES, UserEventSettings
 from journeys.widgets import RowEditorWidget
 
 EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
-# The operators' words in the row editor; the others read as their code with spaces
-# ("not contains", "is empty").
-OPERATOR_LABELS = {"changed": "changed", "not_changed": "did not change"}
+# The operators' words wherever the Console shows an operator (the row editor's select, its
+# errors); the filters, the wire and provisioning keep the codes.
+OPERATOR_LABELS = {
+    "eq": "equals",
+    "neq": "is not",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "ends_with": "ends with",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "in": "is one of",
+    "not_in": "is not one of",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "changed": "changed",
+    "not_changed": "did not change",
+}
+
+
+def _operator(code: str) -> str:
+    return OPERATOR_LABELS.get(code, code)
+
+
+def _a(type_: str) -> str:
+    return f"{'an' if type_[0] in 'aeiou' else 'a'} {type_}"
+
+
+def _operators(codes: str) -> str:
+    return ", ".join(_operator(code) for code in codes.split(", "))
+
+
+# The services' messages about a row, as the row editor words them: (the end of the path,
+# the message after it, the words). The services keep their messages, which provisioning
+# and the API show and their tests assert; these are only the Console's reading of them.
+_ROW_ERROR_WORDS: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        ".field",
+        re.compile(r"required, the name of a field of the model"),
+        lambda m: "Choose a field",
+    ),
+    (
+        ".field",
+        re.compile(r"expected the name of a field of the model"),
+        lambda m: "Choose a source field",
+    ),
+    (
+        ".field",
+        re.compile(r"unknown field '(?P<name>.*)'"),
+        lambda m: f"{m['name']} is not a field of this model",
+    ),
+    (
+        ".field",
+        re.compile(rf"\S+: previous\.<field> {re.escape(CHANGED_ONLY)}"),
+        lambda m: f"A value before this write {CHANGED_ONLY}",
+    ),
+    (
+        ".field",
+        re.compile(
+            r"(?P<name>\S+) is a field of type (?P<type>\w+); (?P<target>\S+) takes (?P<kind>.+)"
+        ),
+        lambda m: f"{m['target']} takes {m['kind']}; {m['name']} is {_a(m['type'])} field",
+    ),
+    (".operator", re.compile(r"required \(use .*\)"), lambda m: "Choose an operator"),
+    (
+        ".operator",
+        re.compile(r"unknown operator (?P<code>.+) \(use .*\)"),
+        lambda m: f"{m['code']} is not an operator",
+    ),
+    (
+        ".operator",
+        re.compile(rf"'(?P<code>\w+)' {re.escape(CHANGED_ONLY)}"),
+        lambda m: f"“{_operator(m['code'])}” {CHANGED_ONLY}",
+    ),
+    (
+        ".operator",
+        re.compile(r"'(?P<code>\w+)' applies to a field, not to its previous value \(use \S+\)"),
+        lambda m: (
+            f"“{_operator(m['code'])}” applies to the field itself, not to its value "
+            "before this write"
+        ),
+    ),
+    (
+        ".operator",
+        re.compile(
+            r"'(?P<code>\w+)' does not apply to (?P<type>\w+) field (?P<field>\S+) "
+            r"\(use (?P<allowed>.*)\)"
+        ),
+        lambda m: (
+            f"“{_operator(m['code'])}” does not apply to {m['field']}, {_a(m['type'])} "
+            f"field (use {_operators(m['allowed'])})"
+        ),
+    ),
+    (
+        ".value",
+        re.compile(r"required for operator '(?P<code>\w+)'"),
+        lambda m: f"Value is needed for {_operator(m['code'])}",
+    ),
+    (
+        ".value",
+        re.compile(r"expected a non-empty list for operator '(?P<code>\w+)', got .*"),
+        lambda m: f"Values, separated by commas, are needed for {_operator(m['code'])}",
+    ),
+    (
+        ".value",
+        re.compile(r"expected a list of text for operator '(?P<code>\w+)' on a list field, got .*"),
+        lambda m: (
+            f"The list's values, separated by commas, are needed for "
+            f"{_operator(m['code'])} (to test one element, use contains)"
+        ),
+    ),
+    (".target", re.compile(r"required \(use .*\)"), lambda m: "Choose a target"),
+    (
+        ".target",
+        re.compile(r"unknown target (?P<target>.+) \(use .*\)"),
+        lambda m: f"{m['target']} is not a target",
+    ),
+    (
+        ".target",
+        re.compile(r"'(?P<target>[^']+)' is already set by updateValues\[(?P<index>\d+)\]"),
+        lambda m: f"{m['target']} is already set by update value {int(m['index']) + 1}",
+    ),
+]
+
+
+def row_error_words(path: str, message: str) -> str:
+    """A service's message about a User Event setting (`path`, e.g.
+    `filter.conditions[0].value`, and the message after it) in the Console's words: "Value
+    is needed for ≥". A message not worded here is shown as the service says it."""
+    for tail, pattern, words in _ROW_ERROR_WORDS:
+        if path.endswith(tail):
+            match = pattern.fullmatch(message)
+            if match:
+                return words(match)
+    return message
 
 
 class UserEventForm(forms.ModelForm):
@@ -94,9 +232,15 @@ class UserEventForm(forms.ModelForm):
     category = forms.ChoiceField(
         label="Category", choices=[("", "---------"), *((c, c) for c in CATEGORIES)]
     )
-    filters = forms.JSONField(label="Filter", required=False, widget=RowEditorWidget("filter"))
+    filters = forms.JSONField(
+        label="Filter",
+        required=False,
+        widget=RowEditorWidget("filter", error_words=row_error_words),
+    )
     update_values = forms.JSONField(
-        label="Update Value", required=False, widget=RowEditorWidget("update")
+        label="Update Value",
+        required=False,
+        widget=RowEditorWidget("update", error_words=row_error_words),
     )
 
     class Meta:
@@ -235,6 +379,19 @@ def _last_backfill(config: JourneyEventConfig) -> Any:
     )
 
 
+class StatusFilter(admin.BooleanFieldListFilter):
+    """"By status: Enabled / Disabled", not the field's own "By Enable: Yes / No"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "status"
+
+    def choices(self, changelist: Any) -> Any:
+        words = {"Yes": "Enabled", "No": "Disabled"}
+        for choice in super().choices(changelist):
+            yield {**choice, "display": words.get(str(choice["display"]), choice["display"])}
+
+
 @admin.register(JourneyEventConfig, site=console_site)
 class JourneyEventConfigAdmin(ConsoleModelAdmin):
     form = UserEventForm
@@ -252,7 +409,7 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
         "config_id",
         "created_at",
     )
-    list_filter = ("trigger", "enabled", "data_model", "category", "channel")
+    list_filter = ("trigger", ("enabled", StatusFilter), "data_model", "category", "channel")
     search_fields = ("event_name", "config_id", "event_key")
     actions = ["enable_selected", "disable_selected"]
     change_form_template = "admin/journeys/journeyeventconfig/change_form.html"
@@ -605,8 +762,9 @@ class ChannelFilter(ValueFilter):
 
 
 @admin.register(UserEvent, site=console_site)
-class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
-    """Read-only browser of the user events: generated by User Events or ingested."""
+class UserEventAdmin(CsvExportAdmin, LargeListAdmin, ConsoleModelAdmin):
+    """Read-only browser of the user events: generated by User Events or ingested; "Export
+    CSV" streams the filtered events with their full ids (cdp/console_columns.py)."""
 
     console_section = "Event log"
     console_item = "Event"
@@ -620,10 +778,27 @@ class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
         "condition",
         "event_at",
         "channel",
-        "event_ctg",
+        "category",
         "customer_id",
         "value",
-        "config_link",
+        "config_short",
+    )
+    csv_columns = (
+        ("eventId", lambda e: e.event_id),
+        ("eventName", lambda e: e.event_name),
+        ("source", lambda e: e.source),
+        ("sourceId", lambda e: e.source_id),
+        ("condition", lambda e: e.condition),
+        ("eventAt", lambda e: e.event_at),
+        ("channel", lambda e: e.channel),
+        ("category", lambda e: e.event_ctg),
+        ("subCategory", lambda e: e.event_ctg2),
+        ("customerId", lambda e: e.customer_id),
+        ("email", lambda e: e.email),
+        ("phone", lambda e: e.phone),
+        ("value", lambda e: e.value),
+        ("jeConfigId", lambda e: e.config.config_id if e.config else ""),
+        ("requestId", lambda e: e.request_id),
     )
     list_filter = (
         "event_at",
@@ -644,15 +819,15 @@ class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
         "source_id",
         "condition",
         "channel",
-        "event_ctg",
-        "event_ctg2",
-        "event_ctg3",
+        "category",
+        "sub_category",
+        "sub_category_3",
         "event_name",
         "event_at",
         "value",
-        "event_labels",
-        "event_label2s",
-        "event_label3s",
+        "labels",
+        "labels_2",
+        "labels_3",
         "customer_id",
         "email",
         "phone",
@@ -666,6 +841,49 @@ class UserEventAdmin(LargeListAdmin, ConsoleModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UserEvent]:
         return super().get_queryset(request).select_related("config")
+
+    # The Console's words for the event's wire fields (eventCtg, eventLabel2s, …).
+
+    @admin.display(description="Category", ordering="event_ctg")
+    def category(self, obj: UserEvent) -> str:
+        return obj.event_ctg
+
+    @admin.display(description="Sub category")
+    def sub_category(self, obj: UserEvent) -> str:
+        return obj.event_ctg2
+
+    @admin.display(description="Sub category 3")
+    def sub_category_3(self, obj: UserEvent) -> str:
+        return obj.event_ctg3
+
+    @admin.display(description="Labels")
+    def labels(self, obj: UserEvent) -> str:
+        return ", ".join(map(str, obj.event_labels))
+
+    @admin.display(description="Labels 2")
+    def labels_2(self, obj: UserEvent) -> str:
+        return ", ".join(map(str, obj.event_label2s))
+
+    @admin.display(description="Labels 3")
+    def labels_3(self, obj: UserEvent) -> str:
+        return ", ".join(map(str, obj.event_label3s))
+
+    @admin.display(description="User Event")
+    def config_short(self, obj: UserEvent) -> str:
+        """The User Event's jeConfigId, short, linked to its page (the whole in its title)."""
+        if obj.config is None:
+            return "— (ingested)" if obj.ingested else "— (deleted)"
+        url = reverse(
+            f"{self.admin_site.name}:journeys_journeyeventconfig_change", args=[obj.config_id]
+        )
+        config_id = obj.config.config_id
+        return format_html(
+            '<a href="{}" title="{} ({})"><code class="short-id">{}…</code></a>',
+            url,
+            obj.config.event_name,
+            config_id,
+            config_id[:ID_SHOWN],
+        )
 
     @admin.display(description="User Event (jeConfigId)")
     def config_link(self, obj: UserEvent) -> str:

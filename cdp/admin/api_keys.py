@@ -27,6 +27,7 @@ from cdp.console import (
     MANAGE_ROLES,
     ConsoleModelAdmin,
     console_site,
+    member_roles,
     object_view_url,
     role_allows,
     service_errors_apply,
@@ -162,6 +163,13 @@ class ApiKeyAdmin(ConsoleModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
         return super().get_queryset(request).select_related("membership__user", "organization")
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The organization column only when the list holds several organizations' keys."""
+        columns = tuple(super().get_list_display(request))
+        if request.user.is_superuser or len(member_roles(request)) > 1:
+            return columns
+        return tuple(column for column in columns if column != "organization")
 
     @admin.display(description="key")
     def prefix_shown(self, obj: ApiKey) -> str:

@@ -13,6 +13,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
@@ -68,9 +69,28 @@ class FieldDefinitionForm(forms.ModelForm):
             self.fields["name"].disabled = True
 
 
+class FieldDefinitionFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Refuse two new rows with the same name on this save: the service, which writes
+        them one by one, would accept the first and refuse the second only on the next
+        save, the first then saved. A new row with an existing field's name is the
+        service's to refuse ("already exists"), on this save too."""
+        super().clean()
+        rows_by_name: dict[str, list[forms.BaseForm]] = {}
+        for row in self.forms:
+            name = row.cleaned_data.get("name") if row.has_changed() else None
+            if row.instance.pk is None and name:
+                rows_by_name.setdefault(name, []).append(row)
+        for name, rows in rows_by_name.items():
+            if len(rows) > 1:
+                for row in rows:
+                    row.add_error("name", f"{name} appears twice")
+
+
 class FieldDefinitionInline(ConsoleInline):
     model = FieldDefinition
     form = FieldDefinitionForm
+    formset = FieldDefinitionFormSet
     fields = ("name", "label", "type", "wire_group", "required")
     readonly_fields = ("type", "wire_group")
     can_delete = False

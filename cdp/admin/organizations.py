@@ -38,6 +38,7 @@ from cdp.console import (
     console_site,
     copyable,
     fresh,
+    member_roles,
     object_view_url,
     role_allows,
     service_errors,
@@ -243,6 +244,19 @@ class OrganizationAdmin(ConsoleModelAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser  # tenants are created by operators
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A member of one organization goes straight to its page (the menu's
+        "Organization" is theirs); members of several, and superusers, get the list."""
+        roles = member_roles(request)
+        if not request.user.is_superuser and len(roles) == 1 and not request.GET:
+            (organization_id,) = roles
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:cdp_organization_change", args=[organization_id])
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="group key (cdpGKey)")
     def group_key_shown(self, obj: Organization) -> str:

@@ -29,6 +29,7 @@ from cdp.console import (
     object_view_url,
     role_allows,
 )
+from cdp.console_columns import short_id
 from ingestion.callbacks import callback_delivery_retry
 from ingestion.models import (
     CallbackDelivery,
@@ -56,7 +57,7 @@ class CallbackDeliveryAdmin(ConsoleModelAdmin):
     write_roles = READ_ONLY
     superuser_writes = False
     list_display = (
-        "request_id",
+        "request_shown",
         "status_shown",
         "attempts",
         "next_attempt_shown",
@@ -112,6 +113,10 @@ class CallbackDeliveryAdmin(ConsoleModelAdmin):
         return (*columns, "organization") if many else columns
 
     # Columns and fields.
+
+    @admin.display(description="requestId", ordering="request_id")
+    def request_shown(self, obj: CallbackDelivery) -> str:
+        return short_id(obj.request_id, f"request-id-{obj.pk}", copy=False)
 
     @admin.display(description="status", ordering="status")
     def status_shown(self, obj: CallbackDelivery) -> str:

@@ -25,6 +25,7 @@ from cdp.console import (
     member_roles,
     role_allows,
 )
+from cdp.console_columns import short_id
 from cdp.errors import ApiError
 from cdp.models import ErasureRequest, Role
 from ingestion.erasure import (
@@ -87,7 +88,7 @@ class ErasureRequestAdmin(ConsoleModelAdmin):
     form = ErasureForm
     list_display = (
         "created_at",
-        "erasure_id",
+        "erasure_shown",
         "requested_by",
         "identifiers_shown",
         "records",
@@ -123,6 +124,10 @@ class ErasureRequestAdmin(ConsoleModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
+
+    @admin.display(description="erasure ID", ordering="erasure_id")
+    def erasure_shown(self, obj: ErasureRequest) -> str:
+        return short_id(obj.erasure_id, f"erasure-id-{obj.pk}")
 
     @admin.display(description="identifiers")
     def identifiers_shown(self, obj: ErasureRequest) -> str:

@@ -84,14 +84,14 @@ def test_a_changed_user_event_offers_previous_fields_and_change_operators(consol
     assert values.index("customFieldLong01") < values.index("previous.customField01")
     # On a field itself: changed / did not change, valueless.
     row.locator(".filter-field").select_option("customField01")
-    assert {"changed", "did not change", "eq", "is empty"} <= set(_operator_texts(row))
+    assert {"changed", "did not change", "equals", "is empty"} <= set(_operator_texts(row))
     row.locator(".filter-operator").select_option("not_changed")
     assert row.locator(".filter-value").is_hidden()
     assert _filters(page)["conditions"] == [{"field": "customField01", "operator": "not_changed"}]
     # On a previous value: its field's operators, without the change operators.
     row.locator(".filter-field").select_option("previous.customField01")
     operators = _operator_texts(row)
-    assert "eq" in operators and "starts with" in operators
+    assert "equals" in operators and "starts with" in operators
     assert "changed" not in operators and "did not change" not in operators
 
     # previous.customField01 eq silver + customField01 eq gold.
@@ -137,7 +137,7 @@ def test_a_created_user_event_offers_neither(console_server, new_page):
     assert not [v for v in _field_values(row) if v.startswith("previous.")]
     row.locator(".filter-field").select_option("customField01")
     operators = _operator_texts(row)
-    assert "eq" in operators and "is empty" in operators
+    assert "equals" in operators and "is empty" in operators
     assert "changed" not in operators and "did not change" not in operators
     page.click("#add-update-row")
     update = page.locator("#update-rows .update-row").nth(0)
@@ -202,10 +202,19 @@ def test_switching_the_add_forms_trigger_flags_the_rows_and_the_server_refuses_t
     assert not JourneyEventConfig.objects.filter(event_name="tier_upgraded").exists()
     row = page.locator("#filter-rows .filter-row").nth(0)
     second = page.locator("#filter-rows .filter-row").nth(1)
-    assert CHANGED_ONLY in row.locator(".row-errors").inner_text()
-    assert "filter.conditions[0].field" in row.locator(".row-errors").inner_text()
-    assert CHANGED_ONLY in second.locator(".row-errors").inner_text()
-    assert "filter.conditions[1].operator" in second.locator(".row-errors").inner_text()
+    # In words on the row; the service's message, by its path, in the title.
+    assert row.locator(".row-errors").inner_text() == f"A value before this write {CHANGED_ONLY}"
+    assert (
+        row.locator(".row-errors li")
+        .get_attribute("title")
+        .startswith("filter.conditions[0].field: ")
+    )
+    assert second.locator(".row-errors").inner_text() == f"“changed” {CHANGED_ONLY}"
+    assert (
+        second.locator(".row-errors li")
+        .get_attribute("title")
+        .startswith("filter.conditions[1].operator: ")
+    )
     assert "changed-only" in row.get_attribute("class")
 
     # Changed again: offered, unflagged, and saved.

@@ -1,6 +1,7 @@
 """The Console's scripts in a real browser: a copy button puts the User Event's ID on the
 clipboard (console/console.js), and the Filter and Update Value row editors write their
-rows into the hidden JSON inputs the form posts (console/user_event_form.js)."""
+rows into the hidden JSON inputs the form posts (console/user_event_form.js), with the
+operators and the server's errors in words."""
 
 from __future__ import annotations
 
@@ -69,9 +70,9 @@ def test_adding_and_removing_rows_rewrites_the_hidden_json(console_server, new_p
     page.click("#add-filter-row")
     row = page.locator("#filter-rows .filter-row").nth(0)
     row.locator(".filter-field").select_option("customFieldLong01")
-    # The operators offered are those of the field's type (integer: no `contains`).
+    # The operators offered are those of the field's type (integer: no `contains`), in words.
     operators = row.locator(".filter-operator option").all_inner_texts()
-    assert "gte" in operators and "contains" not in operators
+    assert "≥" in operators and "contains" not in operators
     row.locator(".filter-operator").select_option("gte")
     row.locator(".filter-value").fill("100")
     assert filters() == {
@@ -105,3 +106,76 @@ def test_adding_and_removing_rows_rewrites_the_hidden_json(console_server, new_p
     assert updates() == [{"target": "value", "value": 7}]
     update.locator(".remove-row").click()
     assert updates() == []
+
+
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def test_operators_read_as_words_follow_the_field_and_errors_read_as_words(
+    console_server, new_page
+):
+    admin = organization_admin("Acme Retail", "ops@acme.test")
+    model, _config = _model_with_event(admin)
+    for name in ("customFieldBool01", "customFieldList01"):
+        services.field_definition_create(
+            organization=admin.organization, data_model=model, name=name
+        )
+    page = new_page()
+    page.set_viewport_size(LAPTOP)
+    sign_in(page, console_server, admin.username)
+    page.goto(f"{console_server}/console/journeys/journeyeventconfig/add/?data_model={model.pk}")
+    page.fill("#id_event_name", "order_plus_big")
+    page.locator("#id_trigger").select_option("Created")
+    page.locator("#id_category").select_option("Transaction")
+
+    def filters():
+        return json.loads(page.locator("#id_filters").input_value() or "null") or {}
+
+    page.click("#add-filter-row")
+    row = page.locator("#filter-rows .filter-row").nth(0)
+    operator = row.locator(".filter-operator")
+    row.locator(".filter-field").select_option("customFieldLong01")
+    shown = operator.locator("option").all_inner_texts()
+    assert shown[1:5] == ["equals", "is not", ">", "≥"]
+    assert "is not one of" in shown and "gte" not in shown and "not_in" not in shown
+    operator.select_option("gte")
+    assert operator.locator("option:checked").inner_text() == "≥"
+    row.locator(".filter-value").fill("100")
+    assert filters()["conditions"] == [
+        {"field": "customFieldLong01", "operator": "gte", "value": 100}
+    ]
+
+    # A boolean field has no ≥: its operators replace the integer's, ≥ gives way to the
+    # first of them, and 100 is no boolean.
+    row.locator(".filter-field").select_option("customFieldBool01")
+    shown = operator.locator("option").all_inner_texts()
+    assert "≥" not in shown and "equals" in shown and "contains" not in shown
+    assert operator.input_value() == "eq"
+    assert row.locator(".filter-value").input_value() == ""
+    assert filters()["conditions"] == [
+        {"field": "customFieldBool01", "operator": "eq", "value": None}
+    ]
+
+    # A list value for is one of, then a field whose operator stays but takes one value.
+    row.locator(".filter-field").select_option("customFieldLong01")
+    operator.select_option("in")
+    row.locator(".filter-value").fill("1, 2")
+    row.locator(".filter-field").select_option("customFieldList01")
+    assert operator.input_value() == "in"
+    assert row.locator(".filter-value").input_value() == "1, 2"
+    row.locator(".filter-field").select_option("customFieldLong01")
+    operator.select_option("gte")
+    assert row.locator(".filter-value").input_value() == "1, 2"  # typed, not yet changed
+    row.locator(".filter-value").fill("")
+
+    # No value for ≥: the server refuses it, in words, on the row.
+    page.click("input[name=_save]")
+    page.wait_for_selector("#filter-rows .filter-row.has-errors")
+    row = page.locator("#filter-rows .filter-row").nth(0)
+    message = row.locator(".row-errors li")
+    assert message.all_inner_texts() == ["Value is needed for ≥"]
+    assert message.get_attribute("title") == (
+        "filter.conditions[0].value: required for operator 'gte'"
+    )
+    assert row.locator(".filter-operator option:checked").inner_text() == "≥"
+    assert row.is_visible()

@@ -229,3 +229,37 @@ def test_the_model_page_has_three_tabs_and_a_user_event_add_link(console, admin_
     assert f'href="{add}"' in page
     assert re.search(r'<script src="/static/console/console\.js"', page)
     assert "cdn" not in page.lower()
+
+
+def test_two_new_fields_with_the_same_name_are_refused_on_the_first_save(
+    console, admin_a, tenant_a
+):
+    console.force_login(admin_a)
+    change_url = url("cdp_datamodel_change", tenant_a.model.pk)
+    page = console.get(change_url)
+    forms = page.context["inline_admin_formsets"][0].formset.forms
+    # The page's one blank row, and a second as "Add another custom field" adds it.
+    first, second = len(forms) - 1, len(forms)
+    assert forms[first].instance.pk is None
+    data = form_data(page)
+    data.update(
+        {
+            "field_definitions-TOTAL_FORMS": str(len(forms) + 1),
+            f"field_definitions-{first}-name": "customField03",
+            f"field_definitions-{first}-label": "One",
+            f"field_definitions-{second}-name": "customField03",
+            f"field_definitions-{second}-label": "Two",
+            "field_definitions-0-label": "changed in the same post",
+        }
+    )
+    before = list(FieldDefinition.objects.values_list("pk", "name", "label"))
+
+    response = console.post(change_url, data)
+
+    assert response.status_code == 200
+    rows = response.context["inline_admin_formsets"][0].formset.forms
+    assert rows[first].errors["name"] == ["customField03 appears twice"]
+    assert rows[second].errors["name"] == ["customField03 appears twice"]
+    assert "customField03 appears twice" in response.content.decode()
+    # Nothing saved: neither row, nor the other row's change.
+    assert list(FieldDefinition.objects.values_list("pk", "name", "label")) == before

@@ -4,10 +4,12 @@ sample that uses them; invalid rows come back with errors by path."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
 from cdp.models import DataModel
+from journeys.filters import OPERATORS
 from journeys.models import JourneyEventConfig
 from tests.console.conftest import form_data, url, user_event_create
 
@@ -216,6 +218,91 @@ def test_invalid_rows_come_back_with_errors_by_path(console, admin_a, tenant_a):
     assert 'data-errors="{&quot;filter.conditions[1].operator&quot;' in page
     # What was posted is kept, so the rows come back as they were typed.
     assert json.loads(form["filters"].value()) == bad_filter
+
+
+def _error_words(page: str, editor: str) -> dict[str, list[str]]:
+    """The messages by path a row editor (`filter` or `update`) shows on its rows."""
+    match = re.search(
+        rf'<div class="rows-editor" id="{editor}-editor"[^>]*data-error-words="([^"]*)"', page
+    )
+    assert match, f"no data-error-words on #{editor}-editor"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_the_operators_read_as_words_and_are_stored_as_codes(console, admin_a, tenant_a):
+    console.force_login(admin_a)
+
+    page = console.get(url("journeys_journeyeventconfig_add")).content.decode()
+
+    schema = json.loads(
+        html.unescape(re.search(r'id="user-event-schema"[^>]*>(.*?)</script>', page, re.S).group(1))
+    )
+    labels = schema["operatorLabels"]
+    assert set(labels) == set(OPERATORS)
+    assert (labels["eq"], labels["neq"], labels["gte"], labels["lte"]) == (
+        "equals",
+        "is not",
+        "≥",
+        "≤",
+    )
+    assert (labels["not_in"], labels["not_contains"], labels["not_changed"]) == (
+        "is not one of",
+        "does not contain",
+        "did not change",
+    )
+    # The select's values stay the codes the wire takes.
+    assert "gte" in schema["operatorsByType"]["integer"]
+    assert "≥" not in schema["operatorsByType"]["integer"]
+
+
+def test_row_errors_come_in_words_and_keep_the_services_message(console, admin_a, tenant_a):
+    console.force_login(admin_a)
+    bad_filter = {
+        "match": "all",
+        "conditions": [
+            {"field": "customFieldLong01", "operator": "gte"},
+            {"field": "customFieldLong01", "operator": "contains", "value": "x"},
+            {"field": "nope", "operator": "eq", "value": 1},
+            {"field": "customFieldLong01", "operator": "in", "value": []},
+            {"field": "customFieldLong01", "operator": "bogus", "value": 1, "extra": 1},
+        ],
+    }
+    bad_updates = [
+        {"target": "value", "field": "customFieldList01"},
+        {"target": "properties.tier", "field": "customField01"},
+        {"target": "properties.tier", "field": "customField01"},
+    ]
+
+    response = console.post(
+        url("journeys_journeyeventconfig_add"),
+        _add_data(tenant_a, filters=json.dumps(bad_filter), update_values=json.dumps(bad_updates)),
+    )
+
+    assert response.status_code == 200
+    assert not JourneyEventConfig.objects.exists()
+    page = response.content.decode()
+    assert _error_words(page, "filter") == {
+        "filter.conditions[0].value": ["Value is needed for ≥"],
+        "filter.conditions[1].operator": [
+            "“contains” does not apply to customFieldLong01, an integer field (use equals, "
+            "is not, >, ≥, <, ≤, is one of, is not one of, is empty, is not empty, changed, "
+            "did not change)"
+        ],
+        "filter.conditions[2].field": ["nope is not a field of this model"],
+        "filter.conditions[3].value": ["Values, separated by commas, are needed for is one of"],
+        "filter.conditions[4].operator": ["'bogus' is not an operator"],
+        # Not worded here: as the service says it.
+        "filter.conditions[4]": ["unknown key 'extra' (use field, operator, value)"],
+    }
+    assert _error_words(page, "update") == {
+        "updateValues[0].field": ["value takes a number; customFieldList01 is a list field"],
+        "updateValues[2].target": ["properties.tier is already set by update value 2"],
+    }
+    # The services' own messages are unchanged, by the same paths.
+    form = response.context["adminform"].form
+    by_path = json.loads(form.fields["filters"].widget.attrs["data-errors"])
+    assert by_path["filter.conditions[0].value"] == ["required for operator 'gte'"]
+    assert "filter.conditions[0].value: required for operator 'gte'" in form.errors["filters"]
 
 
 def test_json_that_does_not_parse_is_refused(console, admin_a, tenant_a):

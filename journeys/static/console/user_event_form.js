@@ -5,15 +5,18 @@
    script shows that JSON as rows (#filter-rows, #update-rows) that can be added
    (#add-filter-row, #add-update-row) and removed (.remove-row), and writes the rows back on
    every change. The server validates it (journeys.services); its errors, by path
-   (filter.conditions[1].value), arrive in the editor's data-errors and are shown on their
-   row. The model's fields, the operators by type and the targets come from the
+   (filter.conditions[1].value), arrive in the editor's data-errors, worded for the page in
+   its data-error-words ("Value is needed for ≥"), and are shown in words on their row, the
+   service's message in the title. Operators read as the schema's operatorLabels; a field
+   change offers its type's operators and drops an operator or a value that no longer
+   fits. The model's fields, the operators by type and the targets come from the
    #user-event-schema JSON. No dependency.
 
    Change-aware rows: for a Changed trigger (the add form's #id_trigger, a change form's
    schema.trigger) the field selects also offer each field's value before the write
    (previous.<field>, in a "Before this write" group) and the operators changed and
    not_changed, on a field itself only. A row that uses them when the trigger is not
-   Changed keeps its values, flagged, and the server says what it refuses, as a field
+   Changed keeps its values, flagged, and the server says what it refuses, as a model
    change that leaves an operator behind does. */
 (function () {
   "use strict";
@@ -190,20 +193,25 @@
       }
     }
 
-    function placeErrors(editor, pattern, rows) {
-      var byPath = {};
+    function jsonAttribute(node, name) {
       try {
-        byPath = JSON.parse(editor.getAttribute("data-errors") || "{}");
+        return JSON.parse(node.getAttribute(name) || "{}") || {};
       } catch (error) {
-        byPath = {};
+        return {};
       }
+    }
+
+    function placeErrors(editor, pattern, rows) {
+      var byPath = jsonAttribute(editor, "data-errors");
+      var words = jsonAttribute(editor, "data-error-words");
       var general = editor.querySelector(".editor-errors");
       Object.keys(byPath).forEach(function (path) {
         var match = pattern.exec(path);
         var row = match ? rows()[Number(match[1])] : null;
         var list = row ? row.querySelector(".row-errors") : general;
-        byPath[path].forEach(function (message) {
-          list.appendChild(element("li", { text: path + ": " + message }));
+        byPath[path].forEach(function (message, index) {
+          var worded = (words[path] || [])[index] || message;
+          list.appendChild(element("li", { text: worded, title: path + ": " + message }));
         });
         if (row) {
           row.classList.add("has-errors");
@@ -290,7 +298,36 @@
       document.getElementById("filter-empty").hidden = conditions.length > 0;
     }
 
-    function fillOperators(row, selected) {
+    /* Whether the row's value is a list: in / not_in, or equals / is not on a list field. */
+    function takesList(type, operator) {
+      return schema.listValueOperators.indexOf(operator) >= 0 || (type === "list" && (operator === "eq" || operator === "neq"));
+    }
+
+    /* Whether the typed text still reads as a value of `type` for `operator`. */
+    function valueFits(raw, type, operator, wasList) {
+      if (schema.valuelessOperators.indexOf(operator) >= 0 || takesList(type, operator) !== wasList) {
+        return false;
+      }
+      var items = wasList ? splitList(raw) : [raw.trim()];
+      return items.every(function (item) {
+        if (item === "" || type === "list" || type === "text") {
+          return true;
+        }
+        if (NUMERIC_TYPES.indexOf(type) >= 0 && type !== "timestamp") {
+          return NUMBER_TEXT.test(item);
+        }
+        if (type === "boolean") {
+          return item === "true" || item === "false";
+        }
+        return true;
+      });
+    }
+
+    /* `fit`: a field change, which picks the first operator of the new field's type when
+       the chosen one does not apply, and clears a value that no longer fits. Elsewhere (the
+       model or the trigger changed, posted rows) the operator is kept, flagged, for the
+       server to say what it refuses. */
+    function fillOperators(row, selected, fit) {
       var select = row.querySelector(".filter-operator");
       var field = row.querySelector(".filter-field").value;
       var type = offeredType(field);
@@ -299,6 +336,9 @@
       var operators = (type ? schema.operatorsByType[type] : []).filter(function (operator) {
         return withChange || !isChangeOperator(operator);
       });
+      if (fit && selected && operators.indexOf(selected) < 0) {
+        selected = operators[0] || "";
+      }
       select.innerHTML = "";
       select.appendChild(option("", "— operator —", !selected));
       operators.forEach(function (operator) {
@@ -306,7 +346,7 @@
       });
       if (selected && operators.indexOf(selected) < 0) {
         // Kept, as the field it no longer fits: the server says what it refuses.
-        var label = selected;
+        var label = operatorLabel(selected) + (type ? " (not for this field)" : "");
         if (isChangeOperator(selected)) {
           label = operatorLabel(selected) + (changeAware() ? " (on the field itself, not its value before)" : " (Changed User Events only)");
         }
@@ -328,9 +368,7 @@
       var valueless = schema.valuelessOperators.indexOf(operator) >= 0;
       value.hidden = valueless;
       var type = fieldType(row.querySelector(".filter-field").value);
-      var many =
-        schema.listValueOperators.indexOf(operator) >= 0 ||
-        (type === "list" && (operator === "eq" || operator === "neq"));
+      var many = takesList(type, operator);
       value.placeholder = many ? "values, separated by commas" : type === "boolean" ? "true or false" : "value";
     }
 
@@ -353,8 +391,16 @@
       fillFieldSelect(row.querySelector(".filter-field"), condition.field || "");
       fillOperators(row, condition.operator || "");
       row.querySelector(".filter-value").value = shown(condition.value);
+      var fieldTypeBefore = fieldType(condition.field || "");
       row.querySelector(".filter-field").addEventListener("change", function () {
-        fillOperators(row, row.querySelector(".filter-operator").value);
+        var operatorBefore = row.querySelector(".filter-operator").value;
+        var wasList = takesList(fieldTypeBefore, operatorBefore);
+        fillOperators(row, operatorBefore, true);
+        var value = row.querySelector(".filter-value");
+        fieldTypeBefore = fieldType(row.querySelector(".filter-field").value);
+        if (!valueFits(value.value, fieldTypeBefore, row.querySelector(".filter-operator").value, wasList)) {
+          value.value = "";
+        }
         writeFilter();
       });
       row.querySelector(".filter-operator").addEventListener("change", function () {
