@@ -380,7 +380,7 @@ def _last_backfill(config: JourneyEventConfig) -> Any:
 
 
 class StatusFilter(admin.BooleanFieldListFilter):
-    """ "By status: Enabled / Disabled", not the field's own "By Enable: Yes / No"."""
+    """The filter "By status: Enabled / Disabled", not the field's own "By Enable: Yes / No"."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
