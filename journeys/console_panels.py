@@ -1,7 +1,7 @@
 """What journeys adds to the core's Console page of a model (cdp.console.ConsoleSite's
 registry): the tab of its User Events, and on the page that refuses deleting it, how to
 stop the events it generates. journeys/apps.py imports this module when Django loads the
-app, as admin.autodiscover() imports journeys/admin.py."""
+app, as admin.autodiscover() imports journeys/admin/."""
 
 from __future__ import annotations
 

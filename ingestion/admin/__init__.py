@@ -7,7 +7,9 @@ imports this package, and each module registers its ModelAdmins on the Console):
 - `backfill`: a User Event's backfill page;
 - `erasure`: the Erasure requests;
 - `panels`: what ingestion adds to the core's pages (a model's Data Ingestion API tab,
-  an organization's callback deliveries).
+  an organization's callback deliveries);
+- `record_panels`: a record's history and the requests that wrote it, on its page;
+- `dashboard`: the home page's ingestion, rejection and delivery panels.
 """
 
 from ingestion.admin import (  # noqa: F401 (each registers its pages on import)
