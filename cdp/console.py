@@ -799,6 +799,8 @@ class LargeListAdmin:
 
     paginator: ClassVar[type[Paginator]] = CappedCountPaginator
     show_full_result_count = False
+    # No "Show counts" beside the filters: each count would scan the table.
+    show_facets = admin.ShowFacets.NEVER
 
 
 class ValueFilter(admin.SimpleListFilter):

@@ -226,8 +226,6 @@ class EntityRecordAdmin(CsvExportAdmin, LargeListAdmin, ConsoleModelAdmin):
     def csv_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.select_related("data_model__organization")
 
-    # A filter's counts would count every record of each model.
-    show_facets = admin.ShowFacets.NEVER
     # Shows the search box; `get_search_results` makes the lookups (exact, indexed).
     search_fields = ("key",)
     search_help_text = (
