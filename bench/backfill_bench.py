@@ -34,26 +34,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    db_name = f"cdp_backfill_{os.getpid()}"
-    dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    os.environ.update(
-        DATABASE_URL=dsn.replace("postgresql://", "postgres://"),
-        SECRET_KEY="bench-only",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-    )
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        with open(os.devnull, "w") as quiet:
-            call_command("provision", str(bench.TENANT_FILE), stdout=quiet)
+    with bench.provisioned_django("backfill") as dsn:
         from cdp.models import DataModel
         from ingestion.backfill import user_event_backfill
         from journeys.models import JourneyEventConfig
@@ -80,12 +61,6 @@ def main() -> None:
             run = user_event_backfill(organization=model.organization, config_id=config.config_id)
         seconds = time.perf_counter() - began
         ceiling = ceiling_seconds(dsn, model.organization_id, model.pk)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
     print(f"{args.records} records COPYed in {loaded:.1f} s")
     print(f"{'target':>9}  {'records':>8}  {'events':>7}  {'seconds':>7}  {'events/s':>9}")

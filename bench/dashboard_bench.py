@@ -25,7 +25,6 @@ read every row of the window; the rejection messages stop at 500 requests).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -72,24 +71,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one page load")
     args = parser.parse_args()
 
-    db_name = f"cdp_dashboard_{os.getpid()}"
-    dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    os.environ.update(
-        DATABASE_URL=dsn.replace("postgresql://", "postgres://"),
-        SECRET_KEY="bench-only",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        ALLOWED_HOSTS="testserver",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-    )
-    try:
-        import django
-
-        django.setup()
+    with bench.provisioned_django("dashboard") as dsn:
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
@@ -98,9 +81,6 @@ def main() -> None:
         from cdp.models import DataModel
         from journeys.models import JourneyEventConfig, config_id_generate, event_key_generate
 
-        call_command("migrate", verbosity=0)
-        with open(os.devnull, "w") as quiet:
-            call_command("provision", str(bench.TENANT_FILE), stdout=quiet)
         model = DataModel.objects.get(mom_code=bench.MOM_CODE)
         organization = model.organization
         for n in range(4):
@@ -165,12 +145,6 @@ def main() -> None:
             profiler.runcall(client.get, page)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         counts = window_counts(dsn, organization.pk, now)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
     print(
         f"in the dashboard's 24 hours: {counts[0]:,} requests ({counts[1]:,} rejecting)"

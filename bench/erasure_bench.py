@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -42,29 +41,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="erasures of each kind")
     args = parser.parse_args()
 
-    db_name = f"cdp_erasure_{os.getpid()}"
-    dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    os.environ.update(
-        DATABASE_URL=dsn.replace("postgresql://", "postgres://"),
-        SECRET_KEY="bench-only",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        ALLOWED_HOSTS="testserver",
-        CDP_INGEST_RATE_LIMITS="1000000000/1",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-    )
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with bench.provisioned_django("erasure", CDP_INGEST_RATE_LIMITS="1000000000/1") as dsn:
         from django.test import Client
 
-        call_command("migrate", verbosity=0)
-        with open(os.devnull, "w") as quiet:
-            call_command("provision", str(bench.TENANT_FILE), stdout=quiet)
         from cdp.models import DataModel
 
         model = DataModel.objects.get(mom_code=bench.MOM_CODE)
@@ -114,12 +93,6 @@ def main() -> None:
                 erased.append(answer["records"] + answer["events"])
             rows.append((kind, times, ceilings, erased))
         rebuild = index_build_seconds(dsn)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
     print(f"{'by':>11}  {'rows':>5}  {'p50 ms':>7}  {'max ms':>7}  {'ceiling p50':>11}  ratio")
     for kind, times, ceilings, erased in rows:
