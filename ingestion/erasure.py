@@ -228,6 +228,16 @@ def erasure_run(
     return erasure
 
 
+def erasure_answer(erasure: ErasureRequest) -> dict[str, Any]:
+    """The erasure endpoint's answer (the command's `--json` too)."""
+    return {
+        "success": True,
+        "erasureId": erasure.erasure_id,
+        "records": erasure.records,
+        "events": erasure.events,
+    }
+
+
 def suppression_lift(*, erasure: ErasureRequest, lifted_by: str) -> bool:
     """Lift the erasure's suppression: its identifiers may be ingested again, and its
     digests are dropped. False when it had none to lift."""

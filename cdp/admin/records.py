@@ -38,7 +38,7 @@ from cdp.console import (
     member_roles,
     visible_organization_ids,
 )
-from cdp.console_columns import ID_SHOWN, CsvExportAdmin
+from cdp.console_columns import CsvExportAdmin, short_id
 from cdp.models import (
     RECORD_IDENTIFIER_KEYS,
     RECORD_IDENTIFIERS,
@@ -53,7 +53,6 @@ from cdp.selectors import record_identifier_condition
 # narrow column breaks it between the date and the time only.
 MOMENT_FORMAT = "Y-m-d H:i:s\u00a0T"
 # The characters of a cdpId the list shows; its Copy button copies the whole one.
-CDP_ID_SHOWN = ID_SHOWN
 
 
 def moment_shown(moment: datetime) -> str:
@@ -335,17 +334,7 @@ class EntityRecordAdmin(CsvExportAdmin, LargeListAdmin, ConsoleModelAdmin):
 
     @admin.display(description="cdpId")
     def cdp_id_short(self, record: EntityRecord) -> str:
-        element_id = f"cdp-id-{record.pk}"
-        return format_html(
-            '<code class="record-cdp-id" title="{}">{}…</code>'
-            '<span id="{}" hidden>{}</span> '
-            '<button type="button" class="button copy-button" data-copy-target="{}">Copy</button>',
-            record.cdp_id,
-            record.cdp_id[:CDP_ID_SHOWN],
-            element_id,
-            record.cdp_id,
-            element_id,
-        )
+        return short_id(record.cdp_id, f"cdp-id-{record.pk}")
 
     @admin.display(description="ID (cdpId)")
     def cdp_id_shown(self, record: EntityRecord) -> str:

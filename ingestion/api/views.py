@@ -18,7 +18,7 @@ from cdp.models import EntityRecord
 from ingestion import selectors
 from ingestion.api import schema_docs
 from ingestion.authentication import TokenApiKeyAuthentication, request_admit
-from ingestion.erasure import erasure_order_parse, erasure_run
+from ingestion.erasure import erasure_answer, erasure_order_parse, erasure_run
 from ingestion.payload import (
     IDEMPOTENCY_KEY_HEADER,
     body_parse,
@@ -166,11 +166,4 @@ class ErasureView(IngestionApiView):
             order=order,
             requested_by=f"API key {api_key.prefix}… ({api_key.name})",
         )
-        return Response(
-            {
-                "success": True,
-                "erasureId": erasure.erasure_id,
-                "records": erasure.records,
-                "events": erasure.events,
-            }
-        )
+        return Response(erasure_answer(erasure))

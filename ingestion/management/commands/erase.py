@@ -13,6 +13,7 @@ from cdp.errors import ApiError
 from cdp.models import ErasureRequest, Organization
 from ingestion.erasure import (
     IDENTIFIER_ARGUMENTS,
+    erasure_answer,
     erasure_order_parse,
     erasure_run,
     suppression_lift,
@@ -57,14 +58,8 @@ class Command(BaseCommand):
                 f"{error.message} (give --customer-id, --email or --phone)"
             ) from None
         erasure = erasure_run(organization=organization, order=order, requested_by=OPERATOR)
-        answer = {
-            "success": True,
-            "erasureId": erasure.erasure_id,
-            "records": erasure.records,
-            "events": erasure.events,
-        }
         if options["json"]:
-            self.stdout.write(json.dumps(answer))
+            self.stdout.write(json.dumps(erasure_answer(erasure)))
             return
         self.stdout.write(
             f"Erasure {erasure.erasure_id}: {erasure.records} records, {erasure.history} "
