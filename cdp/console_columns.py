@@ -29,27 +29,36 @@ CSV_EXPORT_CAP = 100_000
 CSV_CHUNK = 2_000
 
 
-def short_id(value: str, element_id: str, *, copy: bool = True) -> str:
+def short_id(value: str, element_id: str, *, copy: bool = True, from_end: bool = False) -> str:
     """`value`'s first ID_SHOWN characters (the whole in the tooltip), and a Copy button
     that copies the whole (console/console.js); a short value is shown whole. `copy=False`
     for a list's first column, which Django makes the row's link: a button inside a link
-    would open the row."""
+    would open the row. `from_end`: the last ones instead, for ids that differ only at
+    their end (every jeConfigId of an organization begins with its group key)."""
     if len(value) <= ID_SHOWN + 1:
         return format_html('<code class="short-id">{}</code>', value)
+    shown = short_text(value, from_end=from_end)
     if not copy:
-        return format_html('<code class="short-id" title="{}">{}…</code>', value, value[:ID_SHOWN])
+        return format_html('<code class="short-id" title="{}">{}</code>', value, shown)
     return format_html(
-        '<code class="short-id" title="{}">{}…</code>'
+        '<code class="short-id" title="{}">{}</code>'
         '<span id="{}" hidden>{}</span>'
         '<button type="button" class="button copy-button" data-copy-target="{}"'
         ' aria-label="Copy {}">Copy</button>',
         value,
-        value[:ID_SHOWN],
+        shown,
         element_id,
         value,
         element_id,
         value,
     )
+
+
+def short_text(value: str, *, from_end: bool = False) -> str:
+    """ID_SHOWN characters of `value` and an ellipsis where the rest was (or `value`)."""
+    if len(value) <= ID_SHOWN + 1:
+        return value
+    return f"…{value[-ID_SHOWN:]}" if from_end else f"{value[:ID_SHOWN]}…"
 
 
 # A CSV column: its header, and the value of one row.

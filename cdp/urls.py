@@ -1,4 +1,5 @@
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -14,7 +15,14 @@ def api_path_not_found(request: HttpRequest) -> HttpResponse:
     return page_not_found(request, Http404())
 
 
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Where a browser looks for the icon of a page that names none (a JSON answer, the
+    API's docs): the Console's, as its pages link it."""
+    return HttpResponsePermanentRedirect(static("console/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/accounts/authen", AuthenticationView.as_view(), name="authen"),

@@ -5,9 +5,9 @@ and the same hours. journeys/apps.py imports this module when Django loads the a
 
 Which time: no index of `journeys_userevent` leads with (organization, created_at), and
 one more index would cost every event's insert. The window is therefore on `event_at`, the
-events' own time, through `userevent_org_time` (organization, -event_at, -id): an event
-whose User Event takes its time from a record's field counts at that time, not when it
-was written. The page says so.
+events' own time, through `userevent_org_time` (organization, -event_at, -id, including
+the User Event): an event whose User Event takes its time from a record's field counts at
+that time, not when it was written. The page says so.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from cdp.console import console_site, dashboard_window
 from cdp.models import Organization
-from journeys.models import UserEvent
+from journeys.models import JourneyEventConfig, UserEvent
 
 USER_EVENTS_SHOWN = 20
 
@@ -43,33 +43,42 @@ def events_per_user_event(
     *, organization: Organization, start: datetime, end: datetime
 ) -> list[UserEventCount]:
     """The USER_EVENTS_SHOWN User Events that generated the most events with an event time
-    in [start, end), most first. One query: the window's range of `userevent_org_time`,
-    grouped by User Event (joined for its names). Ingested events (objectType
-    `user-event`) and those of a deleted User Event have no User Event, and are left out."""
-    rows = (
+    in [start, end), most first. Two queries: the window's range of `userevent_org_time`
+    (which carries the User Event) counted by User Event, then the names of the counted
+    ones; joining the names before counting cost twice as much at a million events.
+    Ingested events (objectType `user-event`) and those of a deleted User Event have no
+    User Event, and are left out."""
+    counted = dict(
         UserEvent.objects.filter(
             organization=organization,
             event_at__gte=start,
             event_at__lt=end,
             config__isnull=False,
         )
-        .values("config_id", "config__event_name", "config__config_id")
+        .order_by()
+        .values("config_id")
         .annotate(events=Count("pk"))
-        .order_by("-events", "config__event_name", "config_id")[:USER_EVENTS_SHOWN]
+        .values_list("config_id", "events")
     )
+    configs = (
+        JourneyEventConfig.objects.filter(organization=organization, pk__in=list(counted))
+        .only("pk", "event_name", "config_id")
+        .order_by()
+    )
+    top = sorted(configs, key=lambda config: (-counted[config.pk], config.event_name, config.pk))
     changelist = reverse(f"{console_site.name}:journeys_userevent_changelist")
     window = {"event_at__gte": start.isoformat(), "event_at__lt": end.isoformat()}
     change = f"{console_site.name}:journeys_journeyeventconfig_change"
     return [
         UserEventCount(
-            config_pk=row["config_id"],
-            event_name=row["config__event_name"],
-            config_id=row["config__config_id"],
-            events=row["events"],
-            events_url=f"{changelist}?{urlencode({'config': row['config_id'], **window})}",
-            config_url=reverse(change, args=[row["config_id"]]),
+            config_pk=config.pk,
+            event_name=config.event_name,
+            config_id=config.config_id,
+            events=counted[config.pk],
+            events_url=f"{changelist}?{urlencode({'config': config.pk, **window})}",
+            config_url=reverse(change, args=[config.pk]),
         )
-        for row in rows
+        for config in top[:USER_EVENTS_SHOWN]
     ]
 
 

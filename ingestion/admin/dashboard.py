@@ -2,8 +2,8 @@
 (cdp.console.ConsoleSite.register_dashboard_panel):
 
 - `ingestion`: entries ingested and rejected per hour over the last 24 hours, a chart
-  drawn on the server (an inline SVG from the hourly numbers; one grouped query on
-  `ingestionrequest_org_time`);
+  drawn on the server (an inline SVG from the hourly numbers; one query, an index-only
+  range scan of `ingestionrequest_org_time` per hour, which carries the counts);
 - `rejections`: the top rejection messages of the last 24 hours, read from the per-entry
   results of the latest REJECTION_REQUESTS requests that rejected entries (one LIMITed
   query on the same index);
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, TextField
 from django.db.models.functions import Cast, TruncHour
 from django.http import HttpRequest
@@ -99,12 +100,44 @@ class HourBar:
     label: str  # the hour under the bar ("" between labels)
 
 
-def ingestion_hourly(
-    *, organization: Organization, start: datetime, end: datetime
-) -> dict[datetime, tuple[int, int, int]]:
+Hourly = dict[datetime, tuple[int, int, int]]
+
+# Each hour of the window is its own index-only range scan and aggregate: PostgreSQL
+# groups a million rows by their hour by sorting them (it cannot tell that the index
+# already has them in order), which took 7 times as long (docs/performance.md).
+HOURS_COUNTED_SQL = """
+    SELECT hours.start, counted.requests, counted.ingested, counted.rejected
+    FROM unnest(%s::timestamptz[]) AS hours (start)
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS requests,
+               coalesce(sum("created" + "updated" + "unchanged"), 0) AS ingested,
+               coalesce(sum("failed"), 0) AS rejected
+        FROM "ingestion_ingestionrequest"
+        WHERE "ingestion_ingestionrequest"."organization_id" = %s
+          AND "ingestion_ingestionrequest"."created_at" >= hours.start
+          AND "ingestion_ingestionrequest"."created_at" < hours.start + interval '1 hour'
+    ) AS counted
+    WHERE counted.requests > 0
+"""
+
+
+def ingestion_hourly(*, organization: Organization, start: datetime, end: datetime) -> Hourly:
     """(requests, entries ingested, entries rejected) per hour of [start, end) that has
-    any, keyed by the hour's start (UTC). One query: the organization's rows of the window
-    from `ingestionrequest_org_time`, grouped by the hour in the database."""
+    any, keyed by the hour's start (UTC); `start` is on the hour. One query: on PostgreSQL
+    a range of `ingestionrequest_org_time` per hour (HOURS_COUNTED_SQL); elsewhere the
+    window's rows grouped by their hour."""
+    if connection.vendor == "postgresql":
+        hours = []
+        hour = start
+        while hour < end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+        with connection.cursor() as cursor:
+            cursor.execute(HOURS_COUNTED_SQL, [hours, organization.pk])
+            return {
+                hour.astimezone(UTC): (requests, ingested, rejected)
+                for hour, requests, ingested, rejected in cursor.fetchall()
+            }
     rows = (
         IngestionRequest.objects.filter(
             organization=organization, created_at__gte=start, created_at__lt=end
@@ -139,7 +172,7 @@ def hour_bars(
     *,
     organization: Organization,
     start: datetime,
-    hourly: dict[datetime, tuple[int, int, int]],
+    hourly: Hourly,
 ) -> tuple[list[HourBar], int]:
     """The 24 bars of the chart (an hour without requests has bars of height 0), and the
     scale's top value. Rejected entries stack on the ingested ones."""

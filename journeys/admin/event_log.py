@@ -19,7 +19,7 @@ from cdp.console import (
     console_site,
     visible_organization_ids,
 )
-from cdp.console_columns import ID_SHOWN, CsvExportAdmin
+from cdp.console_columns import CsvExportAdmin, short_text
 from cdp.models import DataModel
 from cdp.schema import CHANNELS
 from journeys.models import (
@@ -205,11 +205,11 @@ class UserEventAdmin(CsvExportAdmin, LargeListAdmin, ConsoleModelAdmin):
         )
         config_id = obj.config.config_id
         return format_html(
-            '<a href="{}" title="{} ({})"><code class="short-id">{}…</code></a>',
+            '<a href="{}" title="{} ({})"><code class="short-id">{}</code></a>',
             url,
             obj.config.event_name,
             config_id,
-            config_id[:ID_SHOWN],
+            short_text(config_id, from_end=True),
         )
 
     @admin.display(description="User Event (jeConfigId)")

@@ -31,6 +31,7 @@ from cdp.console import (
     role_allows,
     service_errors,
 )
+from cdp.console_columns import short_id
 from cdp.models import DataModel, FieldDefinition
 from cdp.samples import payload_sample
 from journeys.admin.user_event_form import UserEventForm, row_editor_schema
@@ -84,12 +85,12 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
     land_on_change_page_after_add = True
     list_display = (
         "event_name",
-        "data_model",
+        "model_shown",
         "trigger",
         "channel",
         "category_shown",
-        "enabled",
-        "config_id",
+        "status",
+        "config_id_short",
         "created_at",
     )
     list_filter = ("trigger", ("enabled", StatusFilter), "data_model", "category", "channel")
@@ -148,6 +149,18 @@ class JourneyEventConfigAdmin(ConsoleModelAdmin):
     @admin.display(description="category", ordering="category")
     def category_shown(self, obj: JourneyEventConfig) -> str:
         return obj.category  # the wire value: the model's choice labels read "Useridentity"
+
+    @admin.display(description="Model", ordering="data_model__name")
+    def model_shown(self, obj: JourneyEventConfig) -> str:
+        return obj.data_model.name
+
+    @admin.display(description="Status", ordering="enabled")
+    def status(self, obj: JourneyEventConfig) -> str:
+        return "Enabled" if obj.enabled else "Disabled"
+
+    @admin.display(description="ID (jeConfigId)", ordering="config_id")
+    def config_id_short(self, obj: JourneyEventConfig) -> str:
+        return short_id(obj.config_id, f"config-id-{obj.pk}", from_end=True)
 
     @admin.display(description="ID (jeConfigId)")
     def config_id_shown(self, obj: JourneyEventConfig) -> str:

@@ -192,6 +192,70 @@ def test_every_page_links_a_favicon_that_is_served(console, admin_a):
     assert finders.find("console/favicon.svg") is not None
 
 
+def test_favicon_ico_leads_to_the_icon(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/static/console/favicon.svg"
+
+
+def test_the_user_event_list_reads_in_words(console, admin_a, tenant_a, tenant_b):
+    """The model by its name, the status in words, the long jeConfigId short with Copy."""
+    on = user_event_create(tenant_a, event_name="on_a")
+    off = user_event_create(tenant_a, event_name="off_a", trigger="Changed")
+    off.enabled = False
+    off.save(update_fields=["enabled"])
+    user_event_create(tenant_b, event_name="on_b")
+    console.force_login(admin_a)
+
+    response = console.get(url("journeys_journeyeventconfig_changelist"))
+
+    html = response.content.decode()
+    headers = [str(h["text"]).lower() for h in response.context["result_headers"]]
+    assert headers[1:] == [  # upper-cased by the style sheet
+        "event name",
+        "model",
+        "trigger when",
+        "channel",
+        "category",
+        "status",
+        "id (jeconfigid)",
+        "created at",
+    ]
+    rows = {
+        config.event_name: [str(cell) for cell in row]
+        for config, row in zip(
+            response.context["cl"].result_list, response.context["results"], strict=True
+        )
+    }
+    assert set(rows) == {"on_a", "off_a"}
+    assert f">{tenant_a.model.name}<" in rows["on_a"][2]
+    assert ">Enabled<" in rows["on_a"][6] and ">Disabled<" in rows["off_a"][6]
+    assert f'title="{on.config_id}">…{on.config_id[-8:]}</code>' in rows["on_a"][7]
+    assert f'data-copy-target="config-id-{on.pk}"' in rows["on_a"][7]
+    assert "on_b" not in html
+
+
+def test_an_events_page_names_its_fields_in_the_consoles_words(console, admin_a, tenant_a):
+    config = user_event_create(tenant_a, event_name="joined")
+    _send(
+        tenant_a,
+        [{"momCode": tenant_a.mom_code, "refId": "R-1"}],
+        jeConfigId=config.config_id,
+        jeEventKey=config.event_key,
+    )
+    event = UserEvent.objects.get(organization=tenant_a.organization)
+    console.force_login(admin_a)
+
+    html = console.get(url("journeys_userevent_change", event.pk)).content.decode()
+    changelist = console.get(url("journeys_userevent_changelist")).content.decode()
+
+    for label in ("Event ID:", "Source ID:", "Event time:", "Customer ID:", "Request ID:"):
+        assert label in html
+    assert "Written at:" in html and "Event at" not in html and "Source id" not in html
+    assert "By event time" in changelist and "By event at" not in changelist
+
+
 def test_user_events_filter_by_status_in_words(console, admin_a, tenant_a, tenant_b):
     user_event_create(tenant_a, event_name="on_a")
     console.force_login(admin_a)
