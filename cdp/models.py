@@ -353,7 +353,7 @@ class ErasureRequest(models.Model):
     history = models.PositiveIntegerField("history entries", default=0)
     callbacks = models.PositiveIntegerField("pending callbacks changed", default=0)
     deliveries = models.PositiveIntegerField("destination deliveries changed", default=0)
-    suppress = models.BooleanField(default=False)
+    suppress = models.BooleanField("suppression", default=False)
     # `<kind>:<sha256 hex>` for each identifier given, kept while the suppression holds.
     digests = models.JSONField(default=list, blank=True)
     suppression_lifted_at = models.DateTimeField(null=True, blank=True)

@@ -25,7 +25,7 @@ class IngestionRequest(models.Model):
         # api_key_id) and (organization_id, config_id) (cdp/distribution.py).
         db_constraint=False,
     )
-    request_id = models.CharField(max_length=32)
+    request_id = models.CharField("request ID", max_length=32)
     object_type = models.CharField(max_length=50, blank=True)
     source = models.CharField(max_length=100, blank=True)
     init_data = models.BooleanField(default=False)
@@ -51,7 +51,7 @@ class IngestionRequest(models.Model):
     status = models.PositiveSmallIntegerField()
     error_code = models.CharField(max_length=40, blank=True)
     message = models.CharField(max_length=300, blank=True)
-    duration_ms = models.FloatField(default=0)
+    duration_ms = models.FloatField("duration (ms)", default=0)
     # The request's Idempotency-Key header (blank: none), and how many times a retry with
     # it was answered with this request's stored answer.
     idempotency_key = models.CharField("Idempotency-Key", max_length=255, blank=True)

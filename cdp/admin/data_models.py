@@ -135,14 +135,16 @@ class DataModelAdmin(ConsoleModelAdmin):
     def get_fields(self, request: HttpRequest, obj: DataModel | None = None) -> tuple:
         if obj is None:
             return ("organization", "name", "tags")
-        return ("name", "kind", "object_type", "mom_code", "key_field", "tags", "organization")
+        # A system model's tags are fixed, shown as words rather than as the stored list.
+        tags = "tags" if obj.is_custom else "tags_shown"
+        return ("name", "kind", "object_type", "mom_code", "key_field", tags, "organization")
 
     def get_readonly_fields(self, request: HttpRequest, obj: DataModel | None = None) -> tuple:
         if obj is None:
             return ()
         fixed = ("name", "kind", "object_type", "mom_code", "key_field", "organization")
         # A system model keeps the tags its spec gives it.
-        return fixed if obj.is_custom else (*fixed, "tags")
+        return fixed if obj.is_custom else (*fixed, "tags", "tags_shown")
 
     def get_inlines(self, request: HttpRequest, obj: DataModel | None) -> list:
         return self.inlines if obj is not None else []

@@ -214,7 +214,13 @@ def test_a_system_models_tags_and_names_are_read_only(console, admin_a, tenant_a
     page = console.get(url("cdp_datamodel_change", order.pk))
 
     assert set(page.context["adminform"].form.fields) == set()
-    assert "orderId" in page.content.decode()
+    html = page.content.decode()
+    assert "orderId" in html
+    # Tags in words, not as the stored list.
+    events = DataModel.objects.get(organization=tenant_a.organization, object_type="user-event")
+    html = console.get(url("cdp_datamodel_change", events.pk)).content.decode()
+    assert events.tags == ["SUPPORT_IGNORED_UPDATE_CFS"]
+    assert "SUPPORT_IGNORED_UPDATE_CFS" in html and "&quot;SUPPORT" not in html
 
 
 def test_the_model_page_has_three_tabs_and_a_user_event_add_link(console, admin_a, tenant_a):
