@@ -68,10 +68,11 @@ class UserEventConfigFilter(admin.SimpleListFilter):
         configs = JourneyEventConfig.objects.all()
         if (ids := visible_organization_ids(request)) is not None:
             configs = configs.filter(organization__in=ids)
+        # The trigger and the jeConfigId's end tell apart User Events of one name.
         return [
-            (str(pk), f"{name} ({config_id})")
-            for pk, name, config_id in configs.order_by("event_name").values_list(
-                "pk", "event_name", "config_id"
+            (str(pk), f"{name} ({trigger}, {short_text(config_id, from_end=True)})")
+            for pk, name, trigger, config_id in configs.order_by("event_name", "pk").values_list(
+                "pk", "event_name", "trigger", "config_id"
             )
         ]
 

@@ -256,6 +256,23 @@ def test_an_events_page_names_its_fields_in_the_consoles_words(console, admin_a,
     assert "By event time" in changelist and "By event at" not in changelist
 
 
+def test_the_event_log_filters_by_the_organizations_user_events_told_apart(
+    console, admin_a, tenant_a, tenant_b
+):
+    created = user_event_create(tenant_a, event_name="joined")
+    changed = user_event_create(tenant_a, event_name="joined", trigger="Changed")
+    user_event_create(tenant_b, event_name="theirs")
+    console.force_login(admin_a)
+
+    response = console.get(url("journeys_userevent_changelist"))
+
+    assert _choices(response, "User Event") == [
+        "All",
+        f"joined (Created, …{created.config_id[-8:]})",
+        f"joined (Changed, …{changed.config_id[-8:]})",
+    ]
+
+
 def test_user_events_filter_by_status_in_words(console, admin_a, tenant_a, tenant_b):
     user_event_create(tenant_a, event_name="on_a")
     console.force_login(admin_a)
