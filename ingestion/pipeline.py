@@ -36,6 +36,7 @@ from cdp.errors import (
 from cdp.identifiers import cdp_ids_generate
 from cdp.models import ApiKey, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE, USER_EVENT_OBJECT_TYPE
+from cdp.schema_cache import schema_version as current_schema_version
 from cdp.selectors import LoadedModel, OrganizationModels, organization_models
 from cdp.suppression import SUPPRESSED_MESSAGE, suppressed_digests, suppressed_fields
 from ingestion.destinations import destination_routes
@@ -264,6 +265,10 @@ def ingest_prepare(
     `ingest`); no transaction, but for a refused request with a key (is it a retry?)."""
     started = time.perf_counter()
     limits = limits or api_limits()
+    # One version for every part of the schema read below (destinations, models, User
+    # Events, suppressions): the HTTP path read it with the token; an import's batch or
+    # the Console's test form reads it here, once, instead of once per part.
+    schema_version = current_schema_version(organization.pk, read=schema_version)
     caller = Caller(
         organization_id=organization.pk,
         callback_enabled=organization.callback_enabled,

@@ -6,6 +6,7 @@ write with its COMMIT) and one round trip to Redis."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -460,3 +461,42 @@ def test_one_redis_round_trip_per_request_in_the_steady_state(api_a, shared_redi
 
     # One command each: the exchange script (cdp/shared_store.py).
     assert calls == ["EVALSHA"] * 3
+
+
+def test_a_request_without_the_gate_reads_the_schema_version_once(
+    tenant_a, shared_redis, monkeypatch
+):
+    """An import's batch and the Console's test form come without the gate's read: the
+    schema's parts (destinations, models, User Events, suppressions) share one read."""
+    import redis
+
+    from ingestion.console import console_ingest
+
+    reads = []
+    real_command = redis.Redis.execute_command
+
+    def command(self, *args, **kwargs):
+        reads.append(args[0])
+        return real_command(self, *args, **kwargs)
+
+    def send(ref_id: str) -> Any:
+        body = {
+            "objectType": "custom-model",
+            "source": "CRM",
+            "entries": [{"momCode": tenant_a.mom_code, "refId": ref_id}],
+        }
+        return console_ingest(
+            api_key=tenant_a.api_key,
+            body=json.dumps(body),
+            init_data=False,
+            request_id=uuid.uuid4().hex,
+        )
+
+    send("WARM")  # the version made, the schema loaded
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+
+    answer = send("R-1")
+
+    assert json.loads(answer.content)["created"] == 1
+    # The key's rate limits (the exchange script), then the schema's version, once.
+    assert reads == ["EVALSHA", "MGET"]
