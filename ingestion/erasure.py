@@ -127,15 +127,20 @@ def _delete_by_id(queryset: QuerySet, ids: list[int]) -> int:
     return deleted
 
 
-def _callbacks_erase(organization: Organization, names: set[str]) -> int:
-    """Remove the erased entries (by refId) from the callbacks not yet delivered; a
-    callback left with none is deleted. How many callbacks changed."""
+def _callbacks_erase(organization: Organization, names: set[str], emails: set[str]) -> int:
+    """Remove the erased entries (by refId) from the callbacks not yet delivered: a refId
+    that is one of `names` exactly, or an erased email in any case (`emails`, lower-case);
+    a callback left with none is deleted. How many callbacks changed."""
     changed = 0
     unsent = CallbackDelivery.objects.filter(organization=organization, status__in=_UNSENT)
     for row in unsent.only("id", "body"):
         body = orjson.loads(row.body)
         data = body.get("data", {})
-        kept = {ref: result for ref, result in data.items() if not _names(ref, names)}
+        kept = {
+            ref: result
+            for ref, result in data.items()
+            if ref not in names and ref.lower() not in emails
+        }
         if len(kept) == len(data):
             continue
         changed += 1
@@ -145,10 +150,6 @@ def _callbacks_erase(organization: Organization, names: set[str]) -> int:
             text = orjson.dumps({**body, "data": kept}).decode()
             unsent.filter(id=row.id).update(body=text, entries=len(kept))
     return changed
-
-
-def _names(ref_id: str, names: set[str]) -> bool:
-    return ref_id in names or ref_id.lower() in names
 
 
 def _deliveries_erase(organization: Organization, event_ids: set[str]) -> int:
@@ -205,7 +206,8 @@ def erasure_run(
         # What names the person in the outboxes and logs: the identifiers, the erased
         # records' keys (a customer's key is its customerId) and events' sourceIds.
         keys = {key for _, _, key in records} | {source_id for _, _, source_id in events}
-        names = {v.lower() if k == "email" else v for k, v in identifiers.items()} | keys
+        names = {v for k, v in identifiers.items() if k != "email"} | keys
+        emails = {v.lower() for k, v in identifiers.items() if k == "email"}
         digests = [identifier_digest(kind, value) for kind, value in identifiers.items()]
         erasure = ErasureRequest.objects.create(
             organization=organization,
@@ -215,7 +217,7 @@ def erasure_run(
             records=erased_records,
             events=erased_events,
             history=history,
-            callbacks=_callbacks_erase(organization, names),
+            callbacks=_callbacks_erase(organization, names, emails),
             deliveries=_deliveries_erase(organization, {e[1] for e in events}),
             suppress=order.suppress,
             digests=digests if order.suppress else [],

@@ -323,6 +323,29 @@ def test_email_matches_case_insensitively_and_customer_id_and_phone_exactly(api_
     ).exists()
 
 
+def test_pending_callbacks_lose_the_erased_refids_exactly_and_emails_in_any_case(
+    api_a, receiver_url
+):
+    org = api_a.tenant.organization
+    callback_settings_set(organization=org, url=receiver_url, enabled=True)
+    org.refresh_from_db()
+    stored(
+        api_a.post(
+            [
+                api_a.entry("ana-1", customerId=CUSTOMER_ID),  # erased, by its customerId
+                api_a.entry("ANA-1", customerId="CUST-OTHER"),  # another record, kept
+                api_a.entry(EMAIL.upper(), customerId="CUST-OTHER"),  # keyed by her email
+            ]
+        )
+    )
+
+    erased(api_a, {"customerId": CUSTOMER_ID, "email": EMAIL.lower()})
+
+    (body,) = CallbackDelivery.objects.filter(organization=org).values_list("body", flat=True)
+    # Keys differ by case as records do; an email is the same in any case.
+    assert set(json.loads(body)["data"]) == {"ANA-1"}
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
