@@ -148,6 +148,12 @@ CACHES = {
         "LOCATION": "cdp",
     }
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that stops answering (not one that is down, which refuses at once) fails
+    # the request with a 503 after this many seconds instead of holding its worker.
+    CACHES["default"].setdefault("OPTIONS", {})
+    for _option in ("socket_connect_timeout", "socket_timeout"):
+        CACHES["default"]["OPTIONS"].setdefault(_option, env.float("REDIS_TIMEOUT", default=2.0))
 
 # How long a member's one-time set-password link works (seconds; Django's password-reset
 # tokens, cdp/set_password.py): long enough to reach someone over a weekend.

@@ -133,10 +133,10 @@ class RedisStore(SharedStore):
     """`prefix` (the cache's KEY_PREFIX) is put before every key, so that deployments or
     test runs sharing one Redis database keep apart."""
 
-    def __init__(self, url: str, prefix: str = "") -> None:
+    def __init__(self, url: str, prefix: str = "", options: dict[str, Any] | None = None) -> None:
         import redis
 
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(url, **(options or {}))
         self._prefix = f"{prefix}:" if prefix else ""
         # EVALSHA, loading the script once if the server does not know it.
         self._exchange = self._client.register_script(_EXCHANGE_LUA)
@@ -217,14 +217,24 @@ _lock = threading.Lock()
 _store: SharedStore | None = None
 
 
+# Options of Django's Redis cache that are its own, not redis-py's connection options.
+_CACHE_ONLY_OPTIONS = frozenset({"serializer", "pool_class", "parser_class"})
+
+
 def store_for(config: dict[str, Any]) -> SharedStore:
-    """The store for a cache configuration (Redis when the cache is Redis)."""
+    """The store for a cache configuration (Redis when the cache is Redis), connected with
+    the cache's OPTIONS (socket timeouts, a password, …) as Django's Redis cache is."""
     if config.get("BACKEND") != REDIS_BACKEND:
         return SharedStore()
     location = config["LOCATION"]
     # Django's Redis backend writes to the first of several servers; so does this.
     url = location[0] if isinstance(location, list | tuple) else location
-    return RedisStore(url, config.get("KEY_PREFIX", ""))
+    options = {
+        name: value
+        for name, value in config.get("OPTIONS", {}).items()
+        if name not in _CACHE_ONLY_OPTIONS
+    }
+    return RedisStore(url, config.get("KEY_PREFIX", ""), options)
 
 
 def shared_store() -> SharedStore:

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -397,6 +398,32 @@ def test_redis_stopped_answers_503_and_once_it_is_back_requests_are_served(
         assert_served(_record(client, tenant, token), tenant, "record")
         assert_served(_authen(client, tenant, token), tenant, "authen")
     assert readyz(client)[0] == 200
+
+
+def test_a_redis_that_stops_answering_gives_503_within_its_socket_timeout(
+    client, tenants, own_redis, settings
+):
+    """Frozen, not stopped (SIGSTOP: it accepts connections and answers nothing): the
+    cache's socket timeout holds for the shared store too, so the request fails with a 503
+    instead of holding its worker; once it answers again, requests are served."""
+    cache = _redis_cache(own_redis.url)
+    cache["default"]["OPTIONS"] = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    settings.CACHES = cache
+    for tenant, token in tenants:
+        assert_served(_record(client, tenant, token), tenant, "record")
+    assert own_redis.process is not None
+
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        for tenant, token in tenants:
+            began = time.monotonic()
+            assert_unavailable(_record(client, tenant, token), CACHE_DOWN)
+            assert time.monotonic() - began < 3
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+
+    for tenant, token in tenants:
+        assert_served(_record(client, tenant, token), tenant, "record")
 
 
 # --- the deployed handler (cdp/handler.py: the API's short chain), as a server calls it --

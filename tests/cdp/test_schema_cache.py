@@ -101,3 +101,27 @@ def test_a_disabled_user_event_is_refused_by_the_next_request(client, tenant_a, 
         f"User Event {configs[tenant_a.organization.pk].config_id} is disabled",
     )
     assert post(tenant_b, "R-2")["events"]["generated"] == 1
+
+
+def test_the_shared_store_connects_with_the_caches_options():
+    """A socket timeout (or a password) set for the cache holds for the shared store too;
+    the cache's own options (its serializer) are not redis-py's and stay out."""
+    from cdp.shared_store import REDIS_BACKEND, store_for
+
+    store = store_for(
+        {
+            "BACKEND": REDIS_BACKEND,
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_PREFIX": "p",
+            "OPTIONS": {
+                "socket_timeout": 2.5,
+                "socket_connect_timeout": 1,
+                "serializer": "django.core.cache.backends.redis.RedisSerializer",
+            },
+        }
+    )
+
+    kwargs = store.client().connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.5, 1)
+    assert "serializer" not in kwargs
+    assert store.key("k") == "p:k"

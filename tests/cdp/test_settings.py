@@ -96,3 +96,31 @@ def test_manage_py_says_what_is_missing_without_a_traceback():
         "(or DEBUG=true for local development only)."
     )
     assert "Traceback" not in result.stderr
+
+
+def test_redis_gets_socket_timeouts_unless_the_url_sets_them():
+    script = (
+        "import cdp.settings as s, json;"
+        " print(json.dumps(s.CACHES['default'].get('OPTIONS', {}), sort_keys=True))"
+    )
+
+    def options(**env: str) -> str:
+        clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DEBUG": "true", **env}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=PROJECT_DIR,
+            env=clean_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert options(REDIS_URL="redis://127.0.0.1:6379/0") == (
+        '{"socket_connect_timeout": 2.0, "socket_timeout": 2.0}'
+    )
+    assert options(REDIS_URL="redis://127.0.0.1:6379/0", REDIS_TIMEOUT="0.5") == (
+        '{"socket_connect_timeout": 0.5, "socket_timeout": 0.5}'
+    )
+    assert options() == "{}"  # local memory: no sockets
