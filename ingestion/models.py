@@ -92,9 +92,15 @@ class RecordHistory(models.Model):
     CDP_RECORD_HISTORY_DAYS (`manage.py purge_record_history`).
     """
 
-    # Indexed by the indexes that lead with it (no index of its own to update).
+    # Indexed by the indexes that lead with it (no index of its own to update). No foreign
+    # key of its own in the database, as a record's: the (organization, data model) one
+    # holds it.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     data_model = models.ForeignKey(
         DataModel, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False

@@ -157,9 +157,9 @@ def test_the_migrations_keep_every_row_and_rebuild_the_keys():
                     "WHERE conrelid = 'cdp_entityrecord'::regclass AND contype IN ('p', 'f') "
                     "ORDER BY 1"
                 )
+                # No key of its own to the organization (cdp migration 0011): the one to
+                # the organization's data model holds it.
                 assert [row[0] for row in cursor.fetchall()] == [
-                    "FOREIGN KEY (organization_id) REFERENCES cdp_organization(id) "
-                    "DEFERRABLE INITIALLY DEFERRED",
                     "FOREIGN KEY (organization_id, data_model_id) REFERENCES "
                     "cdp_datamodel(organization_id, id) DEFERRABLE INITIALLY DEFERRED",
                     "PRIMARY KEY (organization_id, id)",
@@ -174,6 +174,15 @@ def test_the_migrations_keep_every_row_and_rebuild_the_keys():
                     updated_at=timezone.now(),
                 )
             assert not EntityRecord.objects.filter(key="R-cross").exists()
+            # An organization that does not exist: refused too, through the same key.
+            with pytest.raises(IntegrityError), transaction.atomic():
+                EntityRecord.objects.create(
+                    organization_id=max(ids["organization"] for ids in made.values()) + 100,
+                    data_model=DataModel.objects.get(pk=made["A"]["model"]),
+                    key="R-nowhere",
+                    created_at=timezone.now(),
+                    updated_at=timezone.now(),
+                )
     finally:
         MigrationExecutor(connection).migrate(latest)
 
