@@ -49,8 +49,12 @@ from journeys.configs import config_resolve
 
 # Entries per transaction: large, so that the database does bulk work; no cap on the
 # events of a batch (the API's cap is for one client request).
-BATCH_SIZE = 2000
-IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None, exclusive=True)
+BATCH_SIZE = 1000
+# Batches written at once, each in a transaction of its own (`_BatchWriter`): with the
+# batch size, each takes a lock per key, and PostgreSQL's lock table holds 6,400 by
+# default (max_locks_per_transaction 64 × max_connections 100) for every session.
+WRITERS = 2
+IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None)
 # At most this many bytes of a JSON array file are read at a time (tests make it small,
 # so that values straddle reads).
 _CHUNK_CHARS = 1 << 16
@@ -170,16 +174,17 @@ def records_import(
     anything; an error while writing stops the import after the batches already
     committed (re-running the file is safe).
 
-    While one batch is written, the next is read and validated (`ingest_prepare` here,
-    `ingest_write` in a writer thread with its own database connection), so that
-    Python's work and the database's overlap. Inside a caller's transaction (tests) the
-    batches are written in this thread, which alone sees that transaction.
+    While WRITERS batches are written, the next is read and validated (`ingest_prepare`
+    here, `ingest_write` in writer threads, each with its own database connection), so
+    that Python's work and the database's overlap (`_BatchWriter`). Inside a caller's
+    transaction (tests) the batches are written in this thread, which alone sees that
+    transaction.
     """
     _settings_check(organization=organization, object_type=object_type, je_config_id=je_config_id)
     stats = ImportStats(total=records_count(path, file_format))
     records = records_read(path, file_format, organization=organization, object_type=object_type)
     with _BatchWriter(stats, on_reject, on_progress) as batch_writer:
-        for batch in _batches(records, BATCH_SIZE):
+        for number, batch in enumerate(_batches(records, BATCH_SIZE)):
             unreadable: list[Reject] = []
             sendable: list[FileRecord] = []
             for record in batch:
@@ -211,24 +216,54 @@ def records_import(
                     init_data=init_data,
                     limits=IMPORT_LIMITS,
                 )
-            batch_writer.put(_Batch(len(batch), unreadable, sendable, prepared))
+            batch_writer.put(_Batch(number, len(batch), unreadable, sendable, prepared))
     return stats
 
 
 @dataclass(frozen=True)
 class _Batch:
+    number: int  # in file order, from 0
     size: int
     unreadable: list[Reject]
     records: list[FileRecord]
     prepared: PreparedIngest | None
+
+    @property
+    def keys(self) -> frozenset[tuple[int, str]]:
+        """The (model, key) of every entry the batch writes."""
+        prepared = self.prepared
+        if prepared is None or prepared.refusal is not None:
+            return frozenset()
+        return frozenset((entry.model.pk, entry.key) for entry in prepared.valid)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What writing a batch gave: its log row's counts and its entries' rejections."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    events_generated: int = 0
+    rejects: tuple[Reject, ...] = ()
 
 
 _DONE = None
 
 
 class _BatchWriter:
-    """Writes prepared batches in order, in a thread of its own unless the caller holds a
-    transaction; re-raises, in the caller's thread, whatever stopped it."""
+    """Writes prepared batches, WRITERS at a time, each thread with its own database
+    connection, unless the caller holds a transaction (then in the caller's thread, which
+    alone sees it); reports each batch (`on_reject`, `on_progress`, the stats) from the
+    importing thread, in file order, and re-raises there whatever stopped a writer.
+
+    One writer leaves the database idle while it plans a batch and the next waits: two
+    keep it busy (bench/import_bench.py: 1.5 times the records per second). A batch that
+    writes a key of a batch still being written waits until that one has committed, so a
+    key's last record in the file is the one stored, as with one writer; batches of
+    different keys commit in any order, each under its keys' locks.
+    """
 
     def __init__(
         self,
@@ -238,75 +273,136 @@ class _BatchWriter:
     ) -> None:
         self.stats, self.on_reject, self.on_progress = stats, on_reject, on_progress
         self.threaded = not connection.in_atomic_block
-        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=WRITERS)
         self.error: BaseException | None = None
         self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.changed = threading.Condition()
+        self.writing: dict[int, frozenset[tuple[int, str]]] = {}  # number → keys
+        self.written: dict[int, _Written | None] = {}  # None: not written (after an error)
+        self.batches: dict[int, _Batch] = {}
+        self.reported = 0  # the next batch number to report
+        self.threads = [
+            threading.Thread(target=self._run, name=f"import-writer-{n}", daemon=True)
+            for n in range(WRITERS)
+        ]
 
     def __enter__(self) -> _BatchWriter:
         if self.threaded:
-            self.thread.start()
+            for thread in self.threads:
+                thread.start()
         return self
 
     def put(self, batch: _Batch) -> None:
         if not self.threaded:
-            self._write(batch)
+            self._report(batch, self._write(batch))
             return
-        if self.error is not None:
-            raise self.error
-        self.queue.put(batch)  # never blocks for good: the thread takes batches until _DONE
+        keys = batch.keys
+        with self.changed:
+            # A batch waits for those being written that share a key with it.
+            self.changed.wait_for(
+                lambda: (
+                    self.error is not None
+                    or not any(keys & others for others in self.writing.values())
+                )
+            )
+            if self.error is not None:
+                raise self.error
+            self.writing[batch.number] = keys
+            self.batches[batch.number] = batch
+        self.queue.put(batch)  # never blocks for good: the threads take batches until _DONE
+        self._report_written()
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if not self.threaded:
             return
         if exc_type is not None:
-            self.stopping = True  # stop after the batch being written
-        self.queue.put(_DONE)
-        self.thread.join()
+            self.stopping = True  # stop after the batches being written
+        for _ in self.threads:
+            self.queue.put(_DONE)
+        for thread in self.threads:
+            thread.join()
+        self._report_written(everything=True)
         if exc_type is None and self.error is not None:
             raise self.error
 
     def _run(self) -> None:
         try:
             while (batch := self.queue.get()) is not _DONE:
+                written: _Written | None = None
                 # After an error or a stop the batches are taken but not written, so that
-                # neither thread waits on the other for good.
-                if self.error is not None or self.stopping:
-                    continue
-                try:
-                    self._write(batch)
-                except BaseException as error:  # re-raised in the importing thread
-                    self.error = error
+                # no thread waits on another for good.
+                if self.error is None and not self.stopping:
+                    try:
+                        written = self._write(batch)
+                    except BaseException as error:  # re-raised in the importing thread
+                        self.error = self.error or error
+                with self.changed:
+                    del self.writing[batch.number]
+                    self.written[batch.number] = written
+                    self.changed.notify_all()
         finally:
             connection.close()
 
-    def _write(self, batch: _Batch) -> None:
-        stats = self.stats
-        for reject in batch.unreadable:
-            self.on_reject(reject)
-        stats.failed += len(batch.unreadable)
+    def _report_written(self, *, everything: bool = False) -> None:
+        """Report the written batches that follow the last one reported, in order; with
+        `everything`, past those that were not written too (the writers have stopped)."""
+        while True:
+            with self.changed:
+                number = self.reported
+                if number not in self.written:
+                    if not everything or number not in self.batches:
+                        return
+                    written = None
+                else:
+                    written = self.written.pop(number)
+                batch = self.batches.pop(number)
+                self.reported += 1
+            if written is not None:
+                self._report(batch, written)
+
+    def _write(self, batch: _Batch) -> _Written:
         prepared = batch.prepared
         if prepared is not None and prepared.refusal is not None:
             # A refusal of this batch only (a User Event of another model than its entries').
             error = prepared.refusal.error
             assert error is not None
-            for record in batch.records:
-                self.on_reject(
-                    Reject(record.line, record.entry, f"{error.error_code}: {error.message}")
+            reason = f"{error.error_code}: {error.message}"
+            return _Written(
+                failed=len(batch.records),
+                rejects=tuple(Reject(r.line, r.entry, reason) for r in batch.records),
+            )
+        if prepared is None:
+            return _Written()
+        plan = ingest_write(prepared).plan
+        assert plan is not None  # no Idempotency-Key: never a stored answer, always a plan
+        log = plan.log
+        return _Written(
+            created=log.created,
+            updated=log.updated,
+            unchanged=log.unchanged,
+            failed=log.failed,
+            events_generated=log.events_generated,
+            rejects=tuple(
+                Reject(
+                    batch.records[rejected.index].line,
+                    batch.records[rejected.index].entry,
+                    rejected.message,
                 )
-            stats.failed += len(batch.records)
-        elif prepared is not None:
-            plan = ingest_write(prepared).plan
-            assert plan is not None  # no Idempotency-Key: never a stored answer, always a plan
-            log = plan.log
-            stats.created += log.created
-            stats.updated += log.updated
-            stats.unchanged += log.unchanged
-            stats.failed += log.failed
-            stats.events_generated += log.events_generated
-            for rejected in prepared.rejected:
-                record = batch.records[rejected.index]
-                self.on_reject(Reject(record.line, record.entry, rejected.message))
+                for rejected in prepared.rejected
+            ),
+        )
+
+    def _report(self, batch: _Batch, written: _Written) -> None:
+        stats = self.stats
+        for reject in batch.unreadable:
+            self.on_reject(reject)
+        for reject in written.rejects:
+            self.on_reject(reject)
+        stats.failed += len(batch.unreadable) + written.failed
+        stats.created += written.created
+        stats.updated += written.updated
+        stats.unchanged += written.unchanged
+        stats.events_generated += written.events_generated
         stats.processed += batch.size
         stats.batches += 1
         if self.on_progress is not None:

@@ -78,7 +78,6 @@ class IngestLimits:
 
     max_entries: int | None  # check 9; None: any number
     events_cap: int | None  # events per request; None: no cap
-    exclusive: bool = False  # lock whole models instead of keys (imports: thousands of keys)
 
 
 def api_limits() -> IngestLimits:
@@ -157,7 +156,6 @@ def _read_request(
         organization_id=organization_id,
         pairs=pairs,
         read_records=not is_user_event,
-        exclusive_models=sorted({m for m, _ in pairs}) if limits.exclusive else (),
         fired_config_id=rules.config.pk if fires_once and rules is not None else None,
         fired_keys=[k for m, k in pairs if rules is not None and m == rules.model.pk]
         if fires_once

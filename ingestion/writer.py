@@ -10,9 +10,8 @@ and reads (`read`), one that writes every row of the plan in one statement and c
 Django's savepoints then frame). The locks are transaction-level advisory
 locks, one per (model, key) of the request, new or existing, taken in one global order,
 so requests that share keys run one after the other and cannot deadlock; every writer of
-records takes them (imports take one exclusive lock per model instead, which waits for
-the requests holding that model's shared lock). The read that follows takes its snapshot
-after the locks, so it sees what the request before committed.
+records takes them, an import's batches of a thousand keys too. The read that follows
+takes its snapshot after the locks, so it sees what the request before committed.
 
 SQLite takes its write lock when the transaction begins (`BEGIN IMMEDIATE`, settings) and
 serializes writers, so it needs no key locks; the same plan is written with the ORM.
@@ -59,8 +58,6 @@ class ReadRequest:
     organization_id: int
     pairs: Sequence[Pair] = ()  # the (model, key) of every valid entry, sorted
     read_records: bool = True  # False for `user-event` entries, which are no records
-    # The models an import writes: one exclusive lock each, instead of key locks.
-    exclusive_models: Sequence[int] = ()
     fired_config_id: int | None = None  # a Created User Event: which keys has it fired for?
     fired_keys: Sequence[str] = ()
     user_event_lookups: Sequence[tuple[str, str, str]] = ()  # (source, sourceId, eventName)
@@ -174,10 +171,6 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
                 UNION ALL
                 SELECT pg_advisory_xact_lock(k) FROM unnest($2) AS k
             ) AS locks""",
-        ),
-        "cdp_model_locks": (
-            "bigint[]",
-            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1) AS k",
         ),
         # One index lookup per key, whatever the size of the table: a LATERAL subquery
         # with OFFSET 0 (or LIMIT) is not flattened into a join, which the planner could
@@ -584,10 +577,7 @@ class PostgresWriter:
         if lock and request.idempotency_key is not None:
             lock_id = _idempotency_lock(org, request.idempotency_key)
             calls.append(("cdp_idempotency_lock", [lock_id]))
-        if lock and request.exclusive_models:
-            ids = sorted(_model_lock(org, m) for m in request.exclusive_models)
-            calls.append(("cdp_model_locks", [_bigint_array(ids)]))
-        elif lock and request.pairs:
+        if lock and request.pairs:
             model_locks, key_locks = _key_locks(request)
             calls.append(("cdp_key_locks", [_bigint_array(model_locks), _bigint_array(key_locks)]))
         reads: list[str] = []

@@ -316,10 +316,10 @@ def test_ten_thousand_records_finish_with_a_progress_bar(tmp_path, tenant_a, mon
     assert "100%" in final and "10000/10000" in final, final
     assert "records/s" in final
     assert "created 10,000 updated 0 unchanged 0 failed 0" in final
-    assert "10,000 records in " in out and "5 batches" in out
+    assert "10,000 records in " in out and "10 batches" in out
     assert "created 10,000, updated 0, unchanged 0, failed 0" in out
     assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == 10_000
-    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 5
+    assert IngestionRequest.objects.filter(organization=tenant_a.organization).count() == 10
     assert EntityRecord.objects.get(organization=tenant_a.organization, key="B-09999").data == {
         "refId": "B-09999",
         "customField01": "tier-3",
@@ -327,7 +327,7 @@ def test_ten_thousand_records_finish_with_a_progress_bar(tmp_path, tenant_a, mon
     }
     # Log lines go through tqdm, which prints them above the bar, never inside it: the
     # console handler is tqdm's while batches are written (pytest adds its own too).
-    assert len(seen_handlers) == 5
+    assert len(seen_handlers) == 10
     assert all("_TqdmLoggingHandler" in h and "StreamHandler" not in h for h in seen_handlers)
     assert {type(h).__name__ for h in logging.getLogger().handlers} >= {"StreamHandler"}
 
@@ -384,12 +384,13 @@ def test_outside_a_transaction_batches_are_written_by_a_writer_thread(tmp_path, 
 
     out, _err = run(path, tenant)
 
-    assert writers == ["import-writer"] * 3  # batches of 2000, 2000 and 1000
+    # Five batches of 1000, by the two writer threads (which one takes which: either).
+    assert len(writers) == 5 and set(writers) <= {"import-writer-0", "import-writer-1"}
     assert "created 5,000, updated 0, unchanged 0, failed 0" in out
     stored = EntityRecord.objects.filter(organization=tenant.organization)
     assert stored.count() == 5000
     assert stored.get(key="T-04999").data == {"refId": "T-04999", "customFieldLong01": 4999}
-    assert IngestionRequest.objects.filter(organization=tenant.organization).count() == 3
+    assert IngestionRequest.objects.filter(organization=tenant.organization).count() == 5
     assert not EntityRecord.objects.filter(organization=other.organization).exists()
 
 
@@ -399,21 +400,87 @@ def test_a_failing_batch_stops_the_import_after_the_committed_ones(tmp_path, mon
 
     tenant = tenant_create("Acme", "a@acme.test")
     real_ingest_write = file_import.ingest_write
-    calls = []
+    written = []
 
     def ingest_write(prepared):
-        calls.append(1)
-        if len(calls) == 2:
+        first = prepared.valid[0].key
+        if first == "T-01000":  # the second batch
             raise RuntimeError("the database went away")
-        return real_ingest_write(prepared)
+        response = real_ingest_write(prepared)
+        written.append(first)
+        return response
 
     monkeypatch.setattr(file_import, "ingest_write", ingest_write)
 
     with pytest.raises(RuntimeError, match="the database went away"):
         run(_big_ndjson(tmp_path, tenant, 5000), tenant)
 
-    assert EntityRecord.objects.filter(organization=tenant.organization).count() == 2000
-    assert len(calls) == 2  # the third batch was never written
+    # The first batch, and at most the one the other writer had begun: never the failed
+    # one, never one taken after the failure.
+    assert written[0] == "T-00000" and len(written) <= 2
+    stored = set(
+        EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
+    )
+    assert stored == {
+        f"T-{n:05d}" for first in written for n in range(int(first[2:]), int(first[2:]) + 1000)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_in_two_batches_keeps_the_files_last_record_and_reports_stay_in_order(
+    tmp_path, monkeypatch
+):
+    """The first batch is slow to write: the second, which shares a key with it, waits for
+    it (the file's later record wins); the third, which shares none, may commit before
+    both. Rejections and progress are reported in file order all the same."""
+    from tests.conftest import tenant_create
+
+    tenant = tenant_create("Acme", "a@acme.test")
+    monkeypatch.setattr(file_import, "BATCH_SIZE", 3)
+    real_ingest_write = file_import.ingest_write
+    order = []
+
+    def ingest_write(prepared):
+        first = prepared.valid[0].key
+        if first == "K-1":
+            time.sleep(0.3)
+        response = real_ingest_write(prepared)
+        order.append(first)
+        return response
+
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
+    entry = {"momCode": tenant.mom_code}
+    path = write_ndjson(
+        tmp_path / "twice.ndjson",
+        [
+            {**entry, "refId": "K-1", "customField01": "first"},
+            {**entry, "refId": "K-2", "customFieldLong01": "x"},  # rejected, batch 1
+            {**entry, "refId": "K-3"},
+            {**entry, "refId": "K-4"},
+            {**entry, "refId": "K-1", "customField01": "second"},  # batch 2: waits
+            {**entry, "refId": "K-5", "customFieldLong01": "y"},  # rejected, batch 2
+            {**entry, "refId": "K-6"},
+            {**entry, "refId": "K-7", "customFieldLong01": "z"},  # rejected, batch 3
+            {**entry, "refId": "K-8"},
+        ],
+    )
+    rejects = tmp_path / "rejects.ndjson"
+    progress = []
+    real_report = file_import._BatchWriter._report
+
+    def report(self, batch, written):
+        progress.append(batch.number)
+        real_report(self, batch, written)
+
+    monkeypatch.setattr(file_import._BatchWriter, "_report", report)
+
+    out, _err = run(path, tenant, "--rejects", str(rejects))
+
+    assert records(tenant)["K-1"]["customField01"] == "second"
+    assert order.index("K-1") < order.index("K-4")  # the batch sharing K-1 waited
+    assert [r["line"] for r in rejects_of(rejects)] == [2, 6, 8]
+    assert progress == [0, 1, 2]
+    assert "created 5, updated 1, unchanged 0, failed 3" in out
 
 
 @pytest.mark.django_db(transaction=True)
@@ -434,8 +501,10 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
         nonlocal prepared_count
         prepared = real_ingest_prepare(**kwargs)
         prepared_count += 1
-        if prepared_count == 3:
-            last_prepared.set()  # batch 2 is queued, so the reader waits to queue this one
+        # Batches 0 and 1 are being written, 2 and 3 queued: the reader waits to queue
+        # this one.
+        if prepared_count == 5:
+            last_prepared.set()
         return prepared
 
     def ingest_write(prepared):
@@ -455,7 +524,7 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
     monkeypatch.setattr(file_import, "ingest_prepare", ingest_prepare)
     monkeypatch.setattr(file_import, "ingest_write", ingest_write)
     monkeypatch.setattr(file_import, "connection", SlowToClose())
-    path = _big_ndjson(tmp_path, tenant, 6000)  # three batches
+    path = _big_ndjson(tmp_path, tenant, 6000)  # six batches
     outcome: list[BaseException] = []
 
     def import_in_thread():
@@ -470,8 +539,10 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
 
     assert not importer.is_alive(), "the import hung after its writer failed"
     assert [str(error) for error in outcome] == ["the database went away"]
-    assert writes == [1]
-    assert prepared_count == 3
+    assert writes == [1] * file_import.WRITERS  # each writer's first batch failed
+    # The waiting batch was queued once the writers stopped; the next one prepared finds
+    # the error.
+    assert prepared_count == 6
     assert not EntityRecord.objects.filter(organization=tenant.organization).exists()
     assert not EntityRecord.objects.filter(organization=other.organization).exists()
 
