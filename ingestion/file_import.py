@@ -259,7 +259,8 @@ class _BatchWriter:
     importing thread, in file order, and re-raises there whatever stopped a writer.
 
     One writer leaves the database idle while it plans a batch and the next waits: two
-    keep it busy (bench/import_bench.py: 1.5 times the records per second). A batch that
+    keep it busier (the writes alone 1.5 times as fast, the whole import about a fifth:
+    docs/performance.md, "Bulk import"). A batch that
     writes a key of a batch still being written waits until that one has committed, so a
     key's last record in the file is the one stored, as with one writer; batches of
     different keys commit in any order, each under its keys' locks.
