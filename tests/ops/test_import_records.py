@@ -591,3 +591,25 @@ def test_a_batch_staged_in_a_rolled_back_transaction_leaves_the_next_one_working
 
     assert "created 600, updated 0, unchanged 0, failed 0" in out
     assert EntityRecord.objects.filter(organization=tenant_a.organization).count() == 600
+
+
+def test_the_collector_skips_the_start_ups_objects_during_the_import(
+    tmp_path, tenant_a, monkeypatch
+):
+    """Frozen while the batches are written (none of them is ever garbage), and given back
+    to the collector afterwards."""
+    import gc
+
+    frozen = []
+    real_ingest_write = file_import.ingest_write
+
+    def ingest_write(prepared):
+        frozen.append(gc.get_freeze_count())
+        return real_ingest_write(prepared)
+
+    monkeypatch.setattr(file_import, "ingest_write", ingest_write)
+
+    run(write_ndjson(tmp_path / "one.ndjson", [sample_entries(tenant_a)[0]]), tenant_a)
+
+    assert len(frozen) == 1 and frozen[0] > 10_000
+    assert gc.get_freeze_count() == 0

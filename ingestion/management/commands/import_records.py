@@ -67,10 +67,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         # What Django's start-up made (hundreds of thousands of objects) never becomes
-        # garbage: frozen, the collector stops scanning it at every full collection,
-        # which the import's many short-lived records set off (a fifth of its CPU;
-        # docs/performance.md, "Bulk import").
+        # garbage: frozen for the import, the collector stops scanning it at every full
+        # collection, which the import's many short-lived records set off (a fifth of its
+        # CPU; docs/performance.md, "Bulk import").
         gc.freeze()
+        try:
+            self._import(options)
+        finally:
+            gc.unfreeze()
+
+    def _import(self, options: dict[str, Any]) -> None:
         path = Path(options["file"])
         file_format = options["format"] or file_format_guess(path)
         if file_format is None:
