@@ -154,10 +154,12 @@ def filter_compile(filter_config: Any, schema: ModelSchema) -> RecordPredicate:
     return _passes_all(checks)
 
 
-# How the Console's preview words each operator ("customFieldLong01 ≥ 100").
+# The Console's words for each operator, wherever it shows one: the User Event form's
+# operator list and its errors, and the preview's conditions ("customFieldLong01 ≥ 100");
+# the wire, provisioning and the filters themselves keep the codes.
 OPERATOR_WORDS = {
-    "eq": "=",
-    "neq": "≠",
+    "eq": "equals",
+    "neq": "is not",
     "contains": "contains",
     "not_contains": "does not contain",
     "starts_with": "starts with",
@@ -167,7 +169,7 @@ OPERATOR_WORDS = {
     "lt": "<",
     "lte": "≤",
     "in": "is one of",
-    "not_in": "is none of",
+    "not_in": "is not one of",
     "is_empty": "is empty",
     "is_not_empty": "is not empty",
     "changed": "changed",

@@ -21,6 +21,7 @@ from journeys.filters import (
     CHANGE_OPERATORS,
     CHANGED_ONLY,
     LIST_VALUE_OPERATORS,
+    OPERATOR_WORDS,
     OPERATORS,
     OPERATORS_BY_TYPE,
     PREVIOUS_PREFIX,
@@ -40,30 +41,10 @@ from journeys.user_event_settings import WIRE_NAMES, UserEventSettings
 from journeys.widgets import RowEditorWidget
 
 EVENT_TIME_INGESTED_LABEL = "When the record is written (ingested)"
-# The operators' words wherever the Console shows an operator (the row editor's select, its
-# errors); the filters, the wire and provisioning keep the codes.
-OPERATOR_LABELS = {
-    "eq": "equals",
-    "neq": "is not",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "starts_with": "starts with",
-    "ends_with": "ends with",
-    "gt": ">",
-    "gte": "≥",
-    "lt": "<",
-    "lte": "≤",
-    "in": "is one of",
-    "not_in": "is not one of",
-    "is_empty": "is empty",
-    "is_not_empty": "is not empty",
-    "changed": "changed",
-    "not_changed": "did not change",
-}
 
 
 def _operator(code: str) -> str:
-    return OPERATOR_LABELS.get(code, code)
+    return OPERATOR_WORDS.get(code, code)
 
 
 def _a(type_: str) -> str:
@@ -313,7 +294,7 @@ def row_editor_schema(
     return {
         "models": models,
         "operatorsByType": {t.value: list(ops) for t, ops in OPERATORS_BY_TYPE.items()},
-        "operatorLabels": OPERATOR_LABELS,
+        "operatorLabels": OPERATOR_WORDS,
         "valuelessOperators": sorted(VALUELESS_OPERATORS),
         "listValueOperators": sorted(LIST_VALUE_OPERATORS),
         "changeOperators": [op for op in OPERATORS if op in CHANGE_OPERATORS],
