@@ -8,20 +8,15 @@ a scratch PostgreSQL database and prints where the time goes.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
 import uuid
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def main() -> None:
@@ -49,30 +44,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    db_name = f"cdp_profile_{os.getpid()}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    os.environ.update(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
-        SECRET_KEY="profile-only",
+    import ingest_bench as bench
+
+    with bench.provisioned_django(
+        "profile",
         CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/4"),
         CDP_INGEST_RATE_LIMITS="1000000000/1",
         CONN_MAX_AGE="60",
-        LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-    )
-    try:
-        import django
-
-        django.setup()
-        import ingest_bench as bench
-        from django.core.management import call_command
+    ):
         from django.db import connections
         from django.test import Client
         from pyinstrument import Profiler
 
-        call_command("migrate", verbosity=0)
-        call_command("provision", str(bench.TENANT_FILE), stdout=io.StringIO())
         client = Client()
         token = client.post(
             "/api/accounts/authen",
@@ -146,9 +129,6 @@ def main() -> None:
         if args.html:
             Path(args.html).write_text(profiler.output_html())
         connections.close_all()
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
