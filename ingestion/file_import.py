@@ -17,6 +17,7 @@ stored records come back `unchanged`.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -54,7 +55,11 @@ BATCH_SIZE = 1000
 # batch size, each takes a lock per key, and PostgreSQL's lock table holds 6,400 by
 # default (max_locks_per_transaction 64 × max_connections 100) for every session.
 WRITERS = 2
+# An import takes at most this share of that table; with a smaller table, fewer writers
+# and then smaller batches (`import_shape`).
+LOCK_TABLE_SHARE = 1 / 3
 IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None)
+logger = logging.getLogger("cdp.import")
 # At most this many bytes of a JSON array file are read at a time (tests make it small,
 # so that values straddle reads).
 _CHUNK_CHARS = 1 << 16
@@ -149,6 +154,33 @@ def _settings_check(
         raise ImportRefused(error.message) from None
 
 
+def lock_table_slots() -> int | None:
+    """How many locks PostgreSQL's shared lock table holds for every session together
+    (None elsewhere)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_locks_per_transaction')::int"
+            " * (current_setting('max_connections')::int"
+            " + current_setting('max_prepared_transactions')::int)"
+        )
+        (slots,) = cursor.fetchone()
+    return int(slots)
+
+
+def import_shape(slots: int | None) -> tuple[int, int]:
+    """(writers, batch size): WRITERS batches of BATCH_SIZE at once, as long as their key
+    locks fit in LOCK_TABLE_SHARE of a lock table of `slots` (None: no such table); past
+    that, fewer writers, then smaller batches. A full lock table fails every transaction
+    that asks for one more lock ("out of shared memory"), the API's requests included."""
+    if slots is None:
+        return WRITERS, BATCH_SIZE
+    budget = max(1, int(slots * LOCK_TABLE_SHARE))
+    batch_size = min(BATCH_SIZE, budget)
+    return max(1, min(WRITERS, budget // batch_size)), batch_size
+
+
 def _batches(records: Iterator[FileRecord], size: int) -> Iterator[list[FileRecord]]:
     while batch := list(islice(records, size)):
         yield batch
@@ -182,9 +214,22 @@ def records_import(
     """
     _settings_check(organization=organization, object_type=object_type, je_config_id=je_config_id)
     stats = ImportStats(total=records_count(path, file_format))
+    slots = lock_table_slots()
+    writers, batch_size = import_shape(slots)
+    if (writers, batch_size) != (WRITERS, BATCH_SIZE):
+        logger.warning(
+            "PostgreSQL's lock table holds %s locks for every session: writing %s batch(es)"
+            " of %s records at a time instead of %s of %s (raise max_locks_per_transaction"
+            " for the full speed, docs/deploy.md)",
+            slots,
+            writers,
+            batch_size,
+            WRITERS,
+            BATCH_SIZE,
+        )
     records = records_read(path, file_format, organization=organization, object_type=object_type)
-    with _BatchWriter(stats, on_reject, on_progress) as batch_writer:
-        for number, batch in enumerate(_batches(records, BATCH_SIZE)):
+    with _BatchWriter(stats, on_reject, on_progress, writers=writers) as batch_writer:
+        for number, batch in enumerate(_batches(records, batch_size)):
             unreadable: list[Reject] = []
             sendable: list[FileRecord] = []
             for record in batch:
@@ -271,10 +316,12 @@ class _BatchWriter:
         stats: ImportStats,
         on_reject: Callable[[Reject], None],
         on_progress: Callable[[ImportStats], None] | None,
+        *,
+        writers: int = WRITERS,
     ) -> None:
         self.stats, self.on_reject, self.on_progress = stats, on_reject, on_progress
         self.threaded = not connection.in_atomic_block
-        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=WRITERS)
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=writers)
         self.error: BaseException | None = None
         self.stopping = False
         self.changed = threading.Condition()
@@ -284,7 +331,7 @@ class _BatchWriter:
         self.reported = 0  # the next batch number to report
         self.threads = [
             threading.Thread(target=self._run, name=f"import-writer-{n}", daemon=True)
-            for n in range(WRITERS)
+            for n in range(writers)
         ]
 
     def __enter__(self) -> _BatchWriter:

@@ -73,20 +73,14 @@ def _lock_id(name: str) -> int:
     return int.from_bytes(blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def _model_lock(organization_id: int, model_id: int) -> int:
-    return _lock_id(f"cdp.model:{organization_id}:{model_id}")
-
-
 def _idempotency_lock(organization_id: int, key: str) -> int:
     return _lock_id(f"cdp.idempotency:{organization_id}:{key}")
 
 
-def _key_locks(request: ReadRequest) -> tuple[list[int], list[int]]:
-    """(shared model locks, exclusive key locks), each sorted: the global order."""
+def _key_locks(request: ReadRequest) -> list[int]:
+    """The request's key locks, sorted: the global order, so no two requests deadlock."""
     org = request.organization_id
-    models = sorted({_model_lock(org, model_id) for model_id in {m for m, _ in request.pairs}})
-    keys = sorted({_lock_id(f"cdp.record:{org}:{m}:{k}") for m, k in request.pairs})
-    return models, keys
+    return sorted({_lock_id(f"cdp.record:{org}:{m}:{k}") for m, k in request.pairs})
 
 
 def _ms(moment: datetime) -> int:
@@ -163,14 +157,12 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
             f"""SELECT fingerprint, request_id, status, body FROM {answers}
             WHERE organization_id = $1 AND key = $2 AND expires_at > now()""",
         ),
-        # The shared model locks, then the key locks, each array in sorted order.
+        # The key locks, in sorted order. Every write of a record holds its key's lock, so
+        # a key the read does not find stays absent until the write (created records are
+        # inserted without ON CONFLICT).
         "cdp_key_locks": (
-            "bigint[], bigint[]",
-            """SELECT count(*) FROM (
-                SELECT pg_advisory_xact_lock_shared(k) FROM unnest($1) AS k
-                UNION ALL
-                SELECT pg_advisory_xact_lock(k) FROM unnest($2) AS k
-            ) AS locks""",
+            "bigint[]",
+            "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS k) AS l",
         ),
         # One index lookup per key, whatever the size of the table: a LATERAL subquery
         # with OFFSET 0 (or LIMIT) is not flattened into a join, which the planner could
@@ -228,15 +220,18 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
         "cdp_write": (
             _WRITE_TYPES,
             write.replace(
-                "{records_source}",
-                "jsonb_to_recordset($5) AS t(model_id bigint, key text, cdp_id text, data jsonb)",
-            ),
+                "{created_source}", f"jsonb_to_recordset($5) AS t({_RECORD_DEFS})"
+            ).replace("{updated_source}", f"jsonb_to_recordset($16) AS t({_RECORD_DEFS})"),
         ),
         # The same, for large plans (imports): the rows were copied into the session's
-        # staging table (COPY), $5 is unused.
+        # staging table (COPY), $5 and $16 are unused.
         "cdp_write_staged": (
             _WRITE_TYPES,
-            write.replace("{records_source}", f"{STAGED_RECORDS} AS t"),
+            write.replace(
+                "{created_source}", f"(SELECT * FROM {STAGED_RECORDS} WHERE created) AS t"
+            ).replace(
+                "{updated_source}", f"(SELECT * FROM {STAGED_RECORDS} WHERE NOT created) AS t"
+            ),
         ),
         "cdp_records_staged": (
             "bigint",
@@ -259,19 +254,21 @@ _STAGING_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_KEYS} (model_id bigint, key text)"
     " ON COMMIT DELETE ROWS",
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGED_RECORDS}"
-    " (model_id bigint, key text, cdp_id text, data jsonb) ON COMMIT DELETE ROWS",
+    " (model_id bigint, key text, cdp_id text, data jsonb, created boolean)"
+    " ON COMMIT DELETE ROWS",
 )
+_RECORD_DEFS = "model_id bigint, key text, cdp_id text, data jsonb"
 # From this many rows on, the rows travel by COPY rather than as one JSON parameter
 # (parsing a megabyte of literal text costs the database about as much as the inserts).
 STAGING_FROM = 500
 
 
-# organization, request id, source, now, records, events, callback, log row, the
-# Idempotency-Key's row (key, NULL for none; fingerprint, expiry, status, answer), and the
-# records' history entries.
+# organization, request id, source, now, created records, events, callback, log row, the
+# Idempotency-Key's row (key, NULL for none; fingerprint, expiry, status, answer), the
+# records' history entries, the destinations' deliveries, and the updated records.
 _WRITE_TYPES = (
     "bigint, text, text, timestamptz, jsonb, jsonb, jsonb, jsonb,"
-    " text, text, timestamptz, integer, text, jsonb, jsonb"
+    " text, text, timestamptz, integer, text, jsonb, jsonb, jsonb"
 )
 
 
@@ -331,16 +328,29 @@ def _write_statement(
     history: str,
     deliveries: str,
 ) -> str:
-    """The write, with `{records_source}` left to fill."""
+    """The write, with `{created_source}` and `{updated_source}` left to fill.
+
+    A record the read did not find is inserted without ON CONFLICT: its key's lock, which
+    every write of a record holds, kept it absent since, and a plain insert costs the
+    database about a third less than a speculative one (docs/performance.md). A stored
+    one is upserted, as it may have been erased meanwhile (erasure takes no key lock)."""
     event_targets, event_values, event_defs = _event_columns()
     log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
     log_defs = ", ".join(f"{c} {t}" for c, t in _LOG_TYPES.items())
-    return f"""WITH records AS (
+    return f"""WITH created AS (
+                INSERT INTO {records}
+                    (organization_id, data_model_id, key, cdp_id, data, source,
+                     created_at, updated_at)
+                SELECT $1, t.model_id, t.key, t.cdp_id, t.data, $3, $4, $4
+                FROM {{created_source}}
+                ORDER BY t.model_id, t.key
+                RETURNING 1
+            ), records AS (
                 INSERT INTO {records} AS r
                     (organization_id, data_model_id, key, cdp_id, data, source,
                      created_at, updated_at)
                 SELECT $1, t.model_id, t.key, t.cdp_id, t.data, $3, $4, $4
-                FROM {{records_source}}
+                FROM {{updated_source}}
                 ORDER BY t.model_id, t.key
                 ON CONFLICT (organization_id, data_model_id, key) DO UPDATE
                 SET data = EXCLUDED.data, source = EXCLUDED.source,
@@ -404,7 +414,8 @@ def _write_statement(
                     + 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),
                 {", ".join(f"l.{c}" for c in log_columns)}
             FROM jsonb_to_record($8) AS l({log_defs}),
-                (SELECT count(*) FROM records) AS r, (SELECT count(*) FROM events) AS e,
+                (SELECT count(*) FROM created) AS n, (SELECT count(*) FROM records) AS r,
+                (SELECT count(*) FROM events) AS e,
                 (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a,
                 (SELECT count(*) FROM history) AS h, (SELECT count(*) FROM delivery) AS d"""
 
@@ -578,8 +589,7 @@ class PostgresWriter:
             lock_id = _idempotency_lock(org, request.idempotency_key)
             calls.append(("cdp_idempotency_lock", [lock_id]))
         if lock and request.pairs:
-            model_locks, key_locks = _key_locks(request)
-            calls.append(("cdp_key_locks", [_bigint_array(model_locks), _bigint_array(key_locks)]))
+            calls.append(("cdp_key_locks", [_bigint_array(_key_locks(request))]))
         reads: list[str] = []
         if lock and request.idempotency_key is not None:
             calls.append(("cdp_idempotency_answer", [org, request.idempotency_key]))
@@ -661,12 +671,18 @@ class PostgresWriter:
         return ["BEGIN"]
 
     def _staging(self) -> list[str]:
-        """The statements that give this transaction empty staging tables (emptied at
-        commit too, but a caller's transaction may span several plans). Always made if
+        """The statements that give this transaction empty staging tables. Always made if
         missing: a table made in a transaction that was rolled back (a caller's, or one
         that failed) is gone, and behind a transaction-pooling proxy the session may be
-        another each time; for plans of 500 rows and more the check costs nothing."""
+        another each time; for plans of 500 rows and more the check costs nothing.
+
+        In a transaction of the writer's own they are empty already (emptied at every
+        commit, and a rollback takes back its rows); a caller's transaction may span
+        several plans, so there they are emptied. TRUNCATE costs about 3 ms (a batch of
+        1,000 rows: a tenth of its write), so only there."""
         self._staged = True
+        if self._own:
+            return list(_STAGING_DDL)
         return [*_STAGING_DDL, f"TRUNCATE {STAGED_KEYS}, {STAGED_RECORDS}"]
 
     def write(self, plan: IngestPlan) -> None:
@@ -686,27 +702,33 @@ class PostgresWriter:
             else []
         )
         staged = len(plan.records) >= STAGING_FROM
+        created = [] if staged else [row for row in plan.records if row.created]
+        updated = [] if staged else [row for row in plan.records if not row.created]
         params = [
             plan.organization_id,
             plan.request_id,
             plan.source,
             plan.now,
-            "[]" if staged else _json_text(plan.records),
+            _json_text(created),
             _json_text(plan.events),
             _json_text(callbacks),
             _log_json(plan.log).decode(),
             *_answer_params(plan),
             _json_text(plan.history),
             _json_text(plan.deliveries),
+            _json_text(updated),
         ]
         if staged:
             with connection.cursor() as cursor:
                 if not (self._begun and self._staged):  # the read staged in this transaction
                     cursor.execute(";\n".join([*self._begin(), *self._staging()]))
-                copy_sql = f"COPY {STAGED_RECORDS} (model_id, key, cdp_id, data) FROM STDIN"
+                copy_sql = (
+                    f"COPY {STAGED_RECORDS} (model_id, key, cdp_id, data, created) FROM STDIN"
+                )
                 with cursor.cursor.copy(copy_sql) as copy:
                     for row in plan.records:
-                        copy.write_row((row.model_id, row.key, row.cdp_id, _json_text(row.data)))
+                        data = _json_text(row.data)
+                        copy.write_row((row.model_id, row.key, row.cdp_id, data, row.created))
         # The write's plan depends on no value (rows come from its JSON parameters), so the
         # plan made once serves every request: planning it anew, with a megabyte of JSON
         # as a constant, costs an import batch more than its inserts.

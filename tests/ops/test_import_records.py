@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from cdp.models import EntityRecord
 from ingestion import file_import
@@ -562,6 +562,111 @@ def test_a_staged_import_without_prepared_statements(tmp_path, settings):
     assert "created 1,200, updated 0, unchanged 0, failed 0" in first
     assert "created 0, updated 0, unchanged 1,200, failed 0" in second
     assert EntityRecord.objects.filter(organization=tenant.organization).count() == 1200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staged_batch_of_new_and_stored_keys_creates_and_updates_each(tmp_path):
+    """A batch past the staging threshold that mixes keys the database holds with new
+    ones: the new rows are inserted, the stored ones merged, by batches written in the
+    writers' own transactions one after the other on the same connections (the staging
+    tables are emptied by each commit, never carried into the next batch)."""
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    run(_big_ndjson(tmp_path, tenant, 3000), tenant)  # three batches of 1,000
+    run(_big_ndjson(tmp_path, other, 1000), other)
+    mixed = write_ndjson(
+        tmp_path / "mixed.ndjson",
+        [
+            # T-02000..T-04999: the first 1,000 stored, changed; the rest new.
+            {"momCode": tenant.mom_code, "refId": f"T-{i:05d}", "customFieldDouble01": i / 2}
+            for i in range(2000, 5000)
+        ],
+    )
+
+    out, _ = run(mixed, tenant)
+
+    assert "created 2,000, updated 1,000, unchanged 0, failed 0" in out
+    records = EntityRecord.objects.filter(organization=tenant.organization)
+    assert records.count() == 5000
+    assert records.get(key="T-02500").data == {
+        "refId": "T-02500",
+        "customFieldLong01": 2500,
+        "customFieldDouble01": 1250.0,
+    }
+    assert records.get(key="T-04000").data == {
+        "refId": "T-04000",
+        "customFieldDouble01": 2000.0,
+    }
+    assert records.get(key="T-00010").data["customFieldLong01"] == 10
+    assert "customFieldDouble01" not in records.get(key="T-00010").data
+    # The other organization's records, with the same keys, untouched.
+    others = EntityRecord.objects.filter(organization=other.organization)
+    assert others.count() == 1000
+    assert others.get(key="T-00500").data == {
+        "refId": "T-00500",
+        "customFieldLong01": 500,
+    }
+
+
+@pytest.mark.parametrize(
+    ("slots", "shape"),
+    [
+        (None, (2, 1000)),  # SQLite: no lock table
+        (6400, (2, 1000)),  # PostgreSQL's defaults: 64 × (100 + 0)
+        (6000, (2, 1000)),
+        (5999, (1, 1000)),  # two batches would take more than a third
+        (3000, (1, 1000)),
+        (1500, (1, 500)),  # one batch would
+        (2, (1, 1)),
+    ],
+)
+def test_the_import_takes_at_most_a_third_of_the_lock_table(slots, shape):
+    assert file_import.import_shape(slots) == shape
+
+
+@pytest.mark.django_db
+def test_the_lock_table_is_read_from_the_server():
+    if connection.vendor != "postgresql":
+        assert file_import.lock_table_slots() is None
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_locks_per_transaction")
+        per_transaction = int(cursor.fetchone()[0])
+        cursor.execute("SHOW max_connections")
+        connections_allowed = int(cursor.fetchone()[0])
+        cursor.execute("SHOW max_prepared_transactions")
+        prepared = int(cursor.fetchone()[0])
+    assert file_import.lock_table_slots() == per_transaction * (connections_allowed + prepared)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_small_lock_table_makes_the_import_write_fewer_and_smaller_batches(
+    tmp_path, monkeypatch, caplog
+):
+    from tests.conftest import tenant_create
+
+    tenant = tenant_create("Acme", "a@acme.test")
+    other = tenant_create("Globex", "g@globex.test")
+    monkeypatch.setattr(file_import, "lock_table_slots", lambda: 1200)
+    threads = []
+    real_write = file_import._BatchWriter._write
+
+    def write(self, batch):
+        threads.append(threading.current_thread().name)
+        return real_write(self, batch)
+
+    monkeypatch.setattr(file_import._BatchWriter, "_write", write)
+
+    out, _ = run(_big_ndjson(tmp_path, tenant, 1000), tenant)
+
+    assert "created 1,000, updated 0, unchanged 0, failed 0" in out
+    assert EntityRecord.objects.filter(organization=tenant.organization).count() == 1000
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
+    # One writer, batches of 400: three transactions, three log rows.
+    assert threads == ["import-writer-0"] * 3
+    assert IngestionRequest.objects.filter(organization=tenant.organization).count() == 3
+    assert "holds 1200 locks for every session: writing 1 batch(es) of 400 records" in (caplog.text)
 
 
 class _RolledBack(Exception):
