@@ -23,6 +23,8 @@ requests. `RequestGuard` is the part that reads and bounds:
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import io
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,9 +35,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
 import orjson
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from django.conf import settings
 
-from cdp.errors import ApiError, PayloadTooLarge, RequestTimeout, error_body
+from cdp.errors import API_PREFIXES, ApiError, PayloadTooLarge, RequestTimeout, error_body
 from cdp.wsgi import application as wsgi_application
 
 if TYPE_CHECKING:
@@ -139,14 +142,81 @@ async def _refuse(send: Send, error: ApiError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class ApiBridge:
+    """The JSON APIs' requests on the pool's threads, answered whole; every other request
+    through a2wsgi (`fallback`), which streams its answer.
+
+    a2wsgi hands each part of an exchange across threads and waits for it: the body's
+    reads, the answer's start, each of its parts and its end, each a wake-up of the event
+    loop and one of the thread. An API's body has arrived whole (the guard) and its answer
+    is one JSON document, so here the thread gets the body in memory and gives back the
+    answer whole: one hand-over each way (docs/performance.md, "The server's bridge").
+    The same threads as a2wsgi's (its executor), so each keeps its database connection.
+    """
+
+    def __init__(self, wsgi_app: Any, fallback: WSGIMiddleware) -> None:
+        self.wsgi_app = wsgi_app
+        self.fallback = fallback
+        self.executor = fallback.executor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+            await self.fallback(cast(Any, scope), cast(Any, receive), cast(Any, send))
+            return
+        chunks: list[bytes] = []
+        while True:  # one message behind the guard
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = io.BytesIO(b"".join(chunks))
+        environ = cast("dict[str, Any]", build_environ(cast(Any, scope), cast(Any, body)))
+        context = contextvars.copy_context()
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(
+            self.executor, context.run, self._answer, environ
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the WSGI application in this thread: its status, headers and body."""
+        started: list[Any] = []
+        chunks: list[bytes] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            if exc_info is not None and started:
+                raise exc_info[1].with_traceback(exc_info[2])
+            started[:] = [
+                int(status.split(" ", 1)[0]),
+                [
+                    (n.strip().encode("latin1").lower(), v.strip().encode("latin1"))
+                    for n, v in headers
+                ],
+            ]
+            return chunks.append
+
+        iterable = self.wsgi_app(environ, start_response)
+        try:
+            chunks.extend(iterable)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()  # Django's request_finished: the connection's age, in this thread
+        return started[0], started[1], b"".join(chunks)
+
+
 # WEB_THREADS: threads per worker process (gunicorn.conf.py), each with its own database
 # connection.
 # Two casts of types only: Django's stubs type the handler's answer as HttpResponseBase, which
 # at run time is always a response WSGI can iterate over (bytes); a2wsgi types scopes and
 # messages as TypedDicts, which are the plain dicts the guard passes on.
 application = RequestGuard(
-    cast(
-        App,
+    ApiBridge(
+        wsgi_application,
         WSGIMiddleware(
             cast("WSGIApp", wsgi_application), workers=int(os.environ.get("WEB_THREADS", 8))
         ),

@@ -175,6 +175,115 @@ def test_after_the_body_the_application_hears_the_server_s_own_messages():
     assert [m["type"] for m in heard] == ["http.request", "http.disconnect"]
 
 
+# --- the APIs' bridge, on its own ----------------------------------------------------------
+
+
+class WsgiRecorder:
+    """A WSGI app that records its environ, its body and the threads it ran and closed
+    in, and answers 201 with two parts."""
+
+    def __init__(self) -> None:
+        self.environ: dict[str, Any] = {}
+        self.body = b""
+        self.threads: list[str] = []
+
+    def __call__(self, environ, start_response):
+        self.environ = environ
+        self.body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        self.threads.append(threading.current_thread().name)
+        start_response("201 Created", [("Content-Type", "application/json"), ("X-Two", "2")])
+        recorder = self
+
+        class Answer(list):
+            def close(self) -> None:
+                recorder.threads.append(threading.current_thread().name)
+
+        return Answer([b'{"a":', b"1}"])
+
+
+def run_bridge(path: str, messages: list[dict[str, Any]]):
+    """An ApiBridge around a WsgiRecorder (a2wsgi, for other paths, around another):
+    returns both recorders and what was sent."""
+    from a2wsgi import WSGIMiddleware
+
+    from cdp.asgi import ApiBridge
+
+    api, other, sent = WsgiRecorder(), WsgiRecorder(), []
+    script = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return script.pop(0) if script else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "root_path": "",
+        "query_string": b"dry=1",
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("203.0.113.9", 5000),
+        "headers": [
+            (b"content-length", b"7"),
+            (b"token", b"t"),
+            (b"x-many", b"a"),
+            (b"x-many", b"b"),
+        ],
+    }
+    bridge = ApiBridge(api, WSGIMiddleware(other, workers=2))
+    asyncio.run(bridge(scope, receive, send))
+    return api, other, sent
+
+
+def test_an_api_request_runs_in_a_pool_thread_and_is_answered_whole():
+    api, other, sent = run_bridge(INGEST, [body_part(b'{"x":1}', more=False)])
+
+    assert api.body == b'{"x":1}'
+    assert api.environ["REQUEST_METHOD"] == "POST"
+    assert api.environ["PATH_INFO"] == INGEST
+    assert api.environ["QUERY_STRING"] == "dry=1"
+    assert api.environ["REMOTE_ADDR"] == "203.0.113.9"
+    assert api.environ["HTTP_TOKEN"] == "t"
+    assert api.environ["HTTP_X_MANY"] == "a,b"
+    # Run and closed in the same thread of the pool, never the event loop's.
+    assert len(api.threads) == 2 and api.threads[0] == api.threads[1]
+    assert api.threads[0] != threading.current_thread().name
+    assert sent == [
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-type", b"application/json"), (b"x-two", b"2")],
+        },
+        {"type": "http.response.body", "body": b'{"a":1}'},
+    ]
+    assert other.threads == []
+
+
+def test_a_body_in_several_messages_reaches_the_api_whole():
+    api, _, _ = run_bridge(INGEST, [body_part(b'{"x":'), body_part(b"1}", more=False)])
+
+    assert api.body == b'{"x":1}'
+
+
+def test_a_client_gone_before_its_body_never_reaches_the_api():
+    api, _, sent = run_bridge(INGEST, [{"type": "http.disconnect"}])
+
+    assert api.threads == [] and sent == []
+
+
+def test_the_console_s_requests_go_through_a2wsgi():
+    api, other, sent = run_bridge("/console/", [body_part(b"", more=False)])
+
+    assert api.threads == []
+    assert other.environ["PATH_INFO"] == "/console/"
+    assert sent[0]["status"] == 201
+    # a2wsgi streams: the parts one by one, then the end.
+    assert [m.get("body") for m in sent[1:]] == [b'{"a":', b"1}", b""]
+
+
 # --- the server as `make serve` starts it ---------------------------------------------------
 
 
