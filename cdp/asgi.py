@@ -2,8 +2,10 @@
 on a pool of threads, behind a guard that reads each request's body on the event loop.
 
 gunicorn (gunicorn.conf.py) runs uvicorn workers: one event loop per process holds every
-connection, and a request reaches a thread of the pool (a2wsgi's bridge) only once it has
-arrived whole, so a client that trickles its body holds a socket, never a thread. The
+connection, and a request reaches a thread of the pool only once it has arrived whole, so
+a client that trickles its body holds a socket, never a thread. The JSON APIs' requests
+cross to the thread and back once each (`ApiBridge`); the Console's go through a2wsgi,
+which streams answers. The
 threads are the ones gthread workers had: each keeps its database connection between
 requests. `RequestGuard` is the part that reads and bounds:
 
