@@ -332,7 +332,7 @@ def _write_statement(
 
     A record the read did not find is inserted without ON CONFLICT: its key's lock, which
     every write of a record holds, kept it absent since, and a plain insert costs the
-    database about a third less than a speculative one (docs/performance.md). A stored
+    database about a tenth less than a speculative one (bench/batch_steps_bench.py). A stored
     one is upserted, as it may have been erased meanwhile (erasure takes no key lock)."""
     event_targets, event_values, event_defs = _event_columns()
     log_columns = [c for c in _LOG_TYPES if c != "elapsed_ms"]
