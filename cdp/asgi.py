@@ -154,6 +154,8 @@ class ApiBridge:
     is one JSON document, so here the thread gets the body in memory and gives back the
     answer whole: one hand-over each way (docs/performance.md, "The server's bridge").
     The same threads as a2wsgi's (its executor), so each keeps its database connection.
+    No API answer streams; one that did (an export) would be held whole in memory here,
+    so it would have to go to `fallback`.
     """
 
     def __init__(self, wsgi_app: Any, fallback: WSGIMiddleware) -> None:
