@@ -5,9 +5,8 @@ gunicorn (gunicorn.conf.py) runs uvicorn workers: one event loop per process hol
 connection, and a request reaches a thread of the pool only once it has arrived whole, so
 a client that trickles its body holds a socket, never a thread. The JSON APIs' requests
 cross to the thread and back once each (`ApiBridge`); the Console's go through a2wsgi,
-which streams answers. The
-threads are the ones gthread workers had: each keeps its database connection between
-requests. `RequestGuard` is the part that reads and bounds:
+which streams answers. The threads are the ones gthread workers had: each keeps its
+database connection between requests. `RequestGuard` is the part that reads and bounds:
 
 - the body is read in full within `CDP_REQUEST_BODY_TIMEOUT` seconds of the headers; a
   client that trickles it, or declares a Content-Length it never sends, gets a JSON 408
@@ -152,7 +151,7 @@ class ApiBridge:
     reads, the answer's start, each of its parts and its end, each a wake-up of the event
     loop and one of the thread. An API's body has arrived whole (the guard) and its answer
     is one JSON document, so here the thread gets the body in memory and gives back the
-    answer whole: one hand-over each way (docs/performance.md, "The server's bridge").
+    answer whole: one hand-over each way (docs/decisions.md, "The APIs' bridge").
     The same threads as a2wsgi's (its executor), so each keeps its database connection.
     No API answer streams; one that did (an export) would be held whole in memory here,
     so it would have to go to `fallback`.
@@ -215,9 +214,10 @@ class ApiBridge:
 
 # WEB_THREADS: threads per worker process (gunicorn.conf.py), each with its own database
 # connection.
-# Two casts of types only: Django's stubs type the handler's answer as HttpResponseBase, which
-# at run time is always a response WSGI can iterate over (bytes); a2wsgi types scopes and
-# messages as TypedDicts, which are the plain dicts the guard passes on.
+# Casts of types only: Django's stubs type the handler's answer as HttpResponseBase, which
+# at run time is always a response WSGI can iterate over (bytes); a2wsgi types scopes,
+# messages and environs as TypedDicts, which are the plain dicts the guard and
+# `ApiBridge` pass on.
 application = RequestGuard(
     ApiBridge(
         wsgi_application,

@@ -345,7 +345,7 @@ def _write_statement(
                 FROM {{created_source}}
                 ORDER BY t.model_id, t.key
                 RETURNING 1
-            ), records AS (
+            ), updated AS (
                 INSERT INTO {records} AS r
                     (organization_id, data_model_id, key, cdp_id, data, source,
                      created_at, updated_at)
@@ -414,7 +414,7 @@ def _write_statement(
                     + 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()),
                 {", ".join(f"l.{c}" for c in log_columns)}
             FROM jsonb_to_record($8) AS l({log_defs}),
-                (SELECT count(*) FROM created) AS n, (SELECT count(*) FROM records) AS r,
+                (SELECT count(*) FROM created) AS n, (SELECT count(*) FROM updated) AS u,
                 (SELECT count(*) FROM events) AS e,
                 (SELECT count(*) FROM callback) AS c, (SELECT count(*) FROM answer) AS a,
                 (SELECT count(*) FROM history) AS h, (SELECT count(*) FROM delivery) AS d"""
