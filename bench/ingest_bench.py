@@ -283,13 +283,21 @@ class Server:
         return round(total_kb / 1024, 1)
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the workers have used so far, from /proc."""
+        """CPU time (user + system) the workers have used so far, from /proc: the live
+        workers' own, and the master's count of its reaped children, which holds the
+        workers gunicorn has recycled (`max_requests`) since."""
         assert self.process is not None
+
+        def stat(pid: int | str) -> list[str]:
+            # The fields after the parenthesized command name: utime, stime, cutime and
+            # cstime are fields 14 to 17 of /proc/PID/stat.
+            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+        master = stat(self.process.pid)
+        ticks = int(master[13]) + int(master[14])
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        ticks = 0
         for pid in children.read_text().split() if children.exists() else ():
-            # Fields 14 and 15 of /proc/PID/stat, after the parenthesized command name.
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            fields = stat(pid)
             ticks += int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 
