@@ -17,18 +17,21 @@ stored records come back `unchanged`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import pickle
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 
 from cdp.errors import ApiError
 from cdp.models import Organization
@@ -45,7 +48,14 @@ from ingestion.import_formats import (
     ndjson_records,
 )
 from ingestion.payload import holds_unstorable_text
-from ingestion.pipeline import IngestLimits, PreparedIngest, ingest_prepare, ingest_write
+from ingestion.pipeline import (
+    IngestLimits,
+    PreparedIngest,
+    ingest_prepare,
+    ingest_write,
+    prepared_portable,
+    prepared_restore,
+)
 from journeys.configs import config_resolve
 
 # Entries per transaction: large, so that the database does bulk work; no cap on the
@@ -60,6 +70,8 @@ WRITERS = 2
 LOCK_TABLE_SHARE = 1 / 3
 IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None)
 logger = logging.getLogger("cdp.import")
+# The reading process is a fork of the importing one (`_BatchReader`).
+_FORK = multiprocessing.get_context("fork")
 # At most this many bytes of a JSON array file are read at a time (tests make it small,
 # so that values straddle reads).
 _CHUNK_CHARS = 1 << 16
@@ -227,41 +239,19 @@ def records_import(
             WRITERS,
             BATCH_SIZE,
         )
-    records = records_read(path, file_format, organization=organization, object_type=object_type)
-    with _BatchWriter(stats, on_reject, on_progress, writers=writers) as batch_writer:
-        for number, batch in enumerate(_batches(records, batch_size)):
-            unreadable: list[Reject] = []
-            sendable: list[FileRecord] = []
-            for record in batch:
-                # NDJSON lines were checked as they were read, cheaply; the other readers'
-                # text may hold anything.
-                if (
-                    file_format != "ndjson"
-                    and record.error is None
-                    and holds_unstorable_text(record.entry)
-                ):
-                    record = FileRecord(record.line, record.entry, UNSTORABLE)
-                if record.error is None:
-                    sendable.append(record)
-                else:
-                    unreadable.append(Reject(record.line, record.entry, record.error))
-            prepared = None
-            if sendable:
-                prepared = ingest_prepare(
-                    organization=organization,
-                    api_key=None,
-                    request_id=uuid.uuid4().hex,
-                    data={
-                        "objectType": object_type,
-                        "source": source,
-                        "jeConfigId": je_config_id,
-                        "jeEventKey": None,
-                        "entries": [r.entry for r in sendable],
-                    },
-                    init_data=init_data,
-                    limits=IMPORT_LIMITS,
-                )
-            batch_writer.put(_Batch(number, len(batch), unreadable, sendable, prepared))
+    reader = _BatchReader(
+        organization=organization,
+        path=path,
+        file_format=file_format,
+        object_type=object_type,
+        source=source,
+        init_data=init_data,
+        je_config_id=je_config_id,
+        batch_size=batch_size,
+    )
+    with reader as batches, _BatchWriter(stats, on_reject, on_progress, writers=writers) as out:
+        for batch in batches:
+            out.put(batch)
     return stats
 
 
@@ -270,28 +260,168 @@ class _Batch:
     number: int  # in file order, from 0
     size: int
     unreadable: list[Reject]
-    records: list[FileRecord]
-    prepared: PreparedIngest | None
+    # The records the pipeline rejected: those its validation rejected, or every one when
+    # it refused the batch (a User Event of another model than its entries').
+    rejects: list[Reject]
+    prepared: PreparedIngest | None  # None: nothing to write
 
     @property
     def keys(self) -> frozenset[tuple[int, str]]:
         """The (model, key) of every entry the batch writes."""
-        prepared = self.prepared
-        if prepared is None or prepared.refusal is not None:
+        if self.prepared is None:
             return frozenset()
-        return frozenset((entry.model.pk, entry.key) for entry in prepared.valid)
+        return frozenset((entry.model.pk, entry.key) for entry in self.prepared.valid)
+
+
+def _batch_prepare(
+    number: int,
+    records: list[FileRecord],
+    *,
+    organization: Organization,
+    file_format: FileFormat,
+    object_type: str,
+    source: str,
+    init_data: bool,
+    je_config_id: str | None,
+) -> _Batch:
+    """One batch of the file's records, read and validated (`ingest_prepare`)."""
+    unreadable: list[Reject] = []
+    sendable: list[FileRecord] = []
+    for record in records:
+        # NDJSON lines were checked as they were read, cheaply; the other readers' text
+        # may hold anything.
+        if file_format != "ndjson" and record.error is None and holds_unstorable_text(record.entry):
+            record = FileRecord(record.line, record.entry, UNSTORABLE)
+        if record.error is None:
+            sendable.append(record)
+        else:
+            unreadable.append(Reject(record.line, record.entry, record.error))
+    if not sendable:
+        return _Batch(number, len(records), unreadable, [], None)
+    prepared = ingest_prepare(
+        organization=organization,
+        api_key=None,
+        request_id=uuid.uuid4().hex,
+        data={
+            "objectType": object_type,
+            "source": source,
+            "jeConfigId": je_config_id,
+            "jeEventKey": None,
+            "entries": [r.entry for r in sendable],
+        },
+        init_data=init_data,
+        limits=IMPORT_LIMITS,
+    )
+    if prepared.refusal is not None:
+        error = prepared.refusal.error
+        assert error is not None
+        reason = f"{error.error_code}: {error.message}"
+        refused = [Reject(r.line, r.entry, reason) for r in sendable]
+        return _Batch(number, len(records), unreadable, refused, None)
+    rejects = [
+        Reject(sendable[e.index].line, sendable[e.index].entry, e.message)
+        for e in prepared.rejected
+    ]
+    return _Batch(number, len(records), unreadable, rejects, prepared)
+
+
+class _BatchReader:
+    """The file's batches, read and validated: in a process of its own on PostgreSQL when
+    the batches are written by `_BatchWriter`'s threads, in the importing thread otherwise.
+
+    Reading and validating are most of the import's Python (docs/performance.md, "Bulk
+    import"): in the writers' process they hold its interpreter lock while the writers
+    wait for it with the database's answers in hand. The reading process is forked with
+    the importer's state (Django set up, the schema's copy, the frozen start-up objects)
+    and its own connections; it sends each batch pickled, in portable form (the models by
+    id, the entries only where rejected: `prepared_portable`), and the batches are
+    restored here (`prepared_restore`). Elsewhere (SQLite, whose in-memory databases a
+    process of its own would not see, or inside a caller's transaction) the batches are
+    read here, one at a time, as the writers write.
+    """
+
+    def __init__(self, *, organization: Organization, path: Path, batch_size: int, **options: Any):
+        self.organization, self.path, self.batch_size = organization, path, batch_size
+        self.options = options  # file_format, object_type, source, init_data, je_config_id
+        self.forked = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.process: Any = None
+        self.receiving: Any = None
+
+    def _prepared(self) -> Iterator[_Batch]:
+        records = records_read(
+            self.path,
+            self.options["file_format"],
+            organization=self.organization,
+            object_type=self.options["object_type"],
+        )
+        for number, batch in enumerate(_batches(records, self.batch_size)):
+            yield _batch_prepare(number, batch, organization=self.organization, **self.options)
+
+    def __enter__(self) -> Iterator[_Batch]:
+        if not self.forked:
+            return self._prepared()
+        receiving, sending = _FORK.Pipe(duplex=False)
+        # The child must not share this process's database connections (nor close them:
+        # closing one tells the server its session is over); this process reconnects.
+        connections.close_all()
+        self.process = _FORK.Process(
+            target=self._send, args=(sending,), name="import-reader", daemon=True
+        )
+        self.process.start()
+        sending.close()
+        self.receiving = receiving
+        return self._received(receiving)
+
+    def _send(self, sending: Any) -> None:
+        """The reading process: every batch, then None; or the error that stopped it."""
+        try:
+            for batch in self._prepared():
+                prepared = batch.prepared
+                portable = prepared_portable(prepared) if prepared is not None else None
+                item = (replace(batch, prepared=None), portable)
+                sending.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+            sending.send_bytes(pickle.dumps(None))
+        except BaseException as error:  # re-raised in the importing process
+            with contextlib.suppress(OSError):  # the importer stopped reading: it knows
+                sending.send_bytes(pickle.dumps(_ReaderFailed(error)))
+        finally:
+            connections.close_all()
+
+    def _received(self, receiving: Any) -> Iterator[_Batch]:
+        while (item := pickle.loads(receiving.recv_bytes())) is not None:
+            if isinstance(item, _ReaderFailed):
+                raise item.error
+            batch, portable = item
+            if portable is not None:
+                prepared = prepared_restore(
+                    portable, organization=self.organization, limits=IMPORT_LIMITS
+                )
+                batch = replace(batch, prepared=prepared)
+            yield batch
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if self.process is None:
+            return
+        if exc_type is not None or self.process.is_alive():
+            self.process.terminate()  # stopped early: the rest of the file is not needed
+        self.process.join()
+        self.receiving.close()
+
+
+@dataclass(frozen=True)
+class _ReaderFailed:
+    error: BaseException
 
 
 @dataclass(frozen=True)
 class _Written:
-    """What writing a batch gave: its log row's counts and its entries' rejections."""
+    """What writing a batch gave: its log row's counts."""
 
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
     events_generated: int = 0
-    rejects: tuple[Reject, ...] = ()
 
 
 _DONE = None
@@ -350,7 +480,7 @@ class _BatchWriter:
             self.changed.wait_for(
                 lambda: (
                     self.error is not None
-                    or not any(keys & others for others in self.writing.values())
+                    or all(keys.isdisjoint(others) for others in self.writing.values())
                 )
             )
             if self.error is not None:
@@ -410,17 +540,8 @@ class _BatchWriter:
 
     def _write(self, batch: _Batch) -> _Written:
         prepared = batch.prepared
-        if prepared is not None and prepared.refusal is not None:
-            # A refusal of this batch only (a User Event of another model than its entries').
-            error = prepared.refusal.error
-            assert error is not None
-            reason = f"{error.error_code}: {error.message}"
-            return _Written(
-                failed=len(batch.records),
-                rejects=tuple(Reject(r.line, r.entry, reason) for r in batch.records),
-            )
         if prepared is None:
-            return _Written()
+            return _Written(failed=len(batch.rejects))  # refused, or nothing readable
         plan = ingest_write(prepared).plan
         assert plan is not None  # no Idempotency-Key: never a stored answer, always a plan
         log = plan.log
@@ -430,21 +551,12 @@ class _BatchWriter:
             unchanged=log.unchanged,
             failed=log.failed,
             events_generated=log.events_generated,
-            rejects=tuple(
-                Reject(
-                    batch.records[rejected.index].line,
-                    batch.records[rejected.index].entry,
-                    rejected.message,
-                )
-                for rejected in prepared.rejected
-            ),
         )
 
     def _report(self, batch: _Batch, written: _Written) -> None:
         stats = self.stats
-        for reject in batch.unreadable:
-            self.on_reject(reject)
-        for reject in written.rejects:
+        # In file order: a batch's unreadable records among those the pipeline rejected.
+        for reject in sorted([*batch.unreadable, *batch.rejects], key=lambda r: r.line):
             self.on_reject(reject)
         stats.failed += len(batch.unreadable) + written.failed
         stats.created += written.created

@@ -188,6 +188,8 @@ class PreparedIngest:
     dry_run: bool = False
     idempotency_key: str | None = None  # None for dry runs, which ignore the header
     fingerprint: str = ""
+    schema_version: bytes = b""  # the version of the schema read for the checks
+    model_ids: tuple[int, ...] = ()  # the request's models: those its entries name
 
 
 def ingest(
@@ -345,6 +347,88 @@ def ingest_prepare(
         rejected=rejected,
         idempotency_key=key,
         fingerprint=fingerprint,
+        schema_version=schema_version,
+        model_ids=tuple(by_id),
+    )
+
+
+@dataclass(frozen=True)
+class PortablePrepared:
+    """An import's prepared batch as another process can receive it (pickled): plain
+    values, the models by id. Only what `ingest_write` needs of an import's batch (no
+    API key, no Idempotency-Key, no dry run); the entries themselves stay behind, the plan
+    needs only their number."""
+
+    request_id: str
+    started: float  # time.perf_counter(): one clock for every process of the machine
+    version: bytes  # the schema version the batch was validated against
+    model_ids: tuple[int, ...]  # the request's models (those its entries name)
+    payload: IngestPayload  # with `entries` emptied
+    entries: int
+    warnings: list[str]
+    valid: list[tuple[int, str, int, dict[str, Any]]]  # index, key, model id, patch
+    rejected: list[RejectedEntry]
+
+
+def prepared_portable(prepared: PreparedIngest) -> PortablePrepared:
+    """An import's prepared batch, past its checks (no refusal), in portable form."""
+    payload = prepared.payload
+    assert payload is not None and prepared.refusal is None
+    assert prepared.api_key is None and prepared.idempotency_key is None and not prepared.dry_run
+    return PortablePrepared(
+        request_id=prepared.request_id,
+        started=prepared.started,
+        version=prepared.schema_version,
+        model_ids=prepared.model_ids,
+        payload=replace(payload, entries=[]),
+        entries=len(payload.entries),
+        warnings=prepared.warnings,
+        valid=[(e.index, e.key, e.model.pk, e.patch) for e in prepared.valid],
+        rejected=prepared.rejected,
+    )
+
+
+def prepared_restore(
+    portable: PortablePrepared, *, organization: Organization, limits: IngestLimits
+) -> PreparedIngest:
+    """The batch `prepared_portable` gave, for `ingest_write` in this process: its models
+    and User Event from this process's copy of the schema at the batch's version. Raises
+    ApiError when the User Event changed meanwhile so that it no longer applies."""
+    version = portable.version
+    models = organization_models(organization=organization, version=version)
+    all_models = {m.pk: m for m in (*models.system.values(), *models.custom.values())}
+    by_id = {pk: all_models[pk] for pk in portable.model_ids}
+    payload = replace(portable.payload, entries=[None] * portable.entries)
+    rules = config_resolve(
+        organization=organization,
+        config_id=payload.je_config_id,
+        event_key=payload.je_event_key,
+        models=by_id,
+        version=version,
+    )
+    caller = Caller(
+        organization_id=organization.pk,
+        callback_enabled=organization.callback_enabled,
+        api_key_id=None,
+        api_key_prefix="",
+        destinations=destination_routes(organization.pk, version=version),
+    )
+    return PreparedIngest(
+        None,
+        organization,
+        None,
+        caller,
+        portable.request_id,
+        portable.started,
+        limits,
+        payload=payload,
+        rules=rules,
+        warnings=portable.warnings,
+        valid=[
+            ValidEntry(index, key, all_models[model_id], patch)
+            for index, key, model_id, patch in portable.valid
+        ],
+        rejected=portable.rejected,
     )
 
 

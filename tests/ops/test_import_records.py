@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import multiprocessing
+import os
+import pickle
 import threading
 import time
 from io import StringIO
@@ -492,20 +495,19 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
     from tests.conftest import tenant_create
 
     tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
-    real_ingest_prepare = file_import.ingest_prepare
-    prepared_count = 0
+    real_put = file_import._BatchWriter.put
+    batches_put = 0
     last_prepared = threading.Event()
     writes = []
 
-    def ingest_prepare(**kwargs):
-        nonlocal prepared_count
-        prepared = real_ingest_prepare(**kwargs)
-        prepared_count += 1
+    def put(self, batch):
+        nonlocal batches_put
+        batches_put += 1
         # Batches 0 and 1 are being written, 2 and 3 queued: the reader waits to queue
-        # this one.
-        if prepared_count == 5:
+        # this one (whether the batches were read in a process of their own or here).
+        if batches_put == 5:
             last_prepared.set()
-        return prepared
+        return real_put(self, batch)
 
     def ingest_write(prepared):
         writes.append(1)
@@ -521,7 +523,7 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
             time.sleep(0.5)
             django_connection.close()
 
-    monkeypatch.setattr(file_import, "ingest_prepare", ingest_prepare)
+    monkeypatch.setattr(file_import._BatchWriter, "put", put)
     monkeypatch.setattr(file_import, "ingest_write", ingest_write)
     monkeypatch.setattr(file_import, "connection", SlowToClose())
     path = _big_ndjson(tmp_path, tenant, 6000)  # six batches
@@ -532,6 +534,8 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
             run(path, tenant)
         except BaseException as error:
             outcome.append(error)
+        finally:
+            django_connection.close()  # this thread's own, which would outlive the test
 
     importer = threading.Thread(target=import_in_thread, daemon=True)
     importer.start()
@@ -542,7 +546,7 @@ def test_a_failing_writer_never_leaves_the_reader_waiting(tmp_path, monkeypatch)
     assert writes == [1] * file_import.WRITERS  # each writer's first batch failed
     # The waiting batch was queued once the writers stopped; the next one prepared finds
     # the error.
-    assert prepared_count == 6
+    assert batches_put == 6
     assert not EntityRecord.objects.filter(organization=tenant.organization).exists()
     assert not EntityRecord.objects.filter(organization=other.organization).exists()
 
@@ -719,3 +723,135 @@ def test_the_collector_skips_the_start_ups_objects_during_the_import(
 
     assert len(frozen) == 1 and frozen[0] > 10_000
     assert gc.get_freeze_count() == 0
+
+
+def _pids_recorded(monkeypatch, pids: Path, *, fail_at: int | None = None) -> None:
+    """Each batch's reading process id goes to the file `pids` (a process of its own
+    cannot append to this one's lists); batch `fail_at` fails to be read."""
+    real_batch_prepare = file_import._batch_prepare
+
+    def batch_prepare(number, records, **options):
+        with pids.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        if number == fail_at:
+            raise RuntimeError("the disk went away")
+        return real_batch_prepare(number, records, **options)
+
+    monkeypatch.setattr(file_import, "_batch_prepare", batch_prepare)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_are_read_in_a_process_of_their_own_on_postgresql(tmp_path, monkeypatch):
+    """On PostgreSQL the file is read and validated in a forked process, and its batches
+    are written here as they would be: stored, rejected in file order, counted, the
+    other organization untouched. Elsewhere they are read in the importing process."""
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    monkeypatch.setattr(file_import, "BATCH_SIZE", 4)
+    pids = tmp_path / "pids"
+    _pids_recorded(monkeypatch, pids)
+    entries: list[Any] = [
+        {"momCode": tenant.mom_code, "refId": f"P-{n}", "customFieldLong01": n} for n in range(10)
+    ]
+    entries[2]["customFieldLong01"] = "many"  # rejected: line 3
+    entries[9] = {"refId": "P-9"}  # no momCode: line 10
+    path = write_ndjson(tmp_path / "forked.ndjson", entries)
+    with path.open("a") as handle:
+        handle.write("{not json\n")  # line 11
+    rejects = tmp_path / "rejects.ndjson"
+
+    out, _err = run(path, tenant, "--rejects", str(rejects))
+
+    readers = set(pids.read_text().split())
+    if connection.vendor == "postgresql":
+        assert len(readers) == 1 and readers != {str(os.getpid())}
+    else:
+        assert readers == {str(os.getpid())}
+    assert len(pids.read_text().split()) == 3  # three batches: 4, 4 and 3 lines
+    assert {k: v["customFieldLong01"] for k, v in records(tenant).items()} == {
+        f"P-{n}": n for n in range(9) if n != 2
+    }
+    assert [(r["line"], r["error"]) for r in rejects_of(rejects)] == [
+        (3, "Invalid value of customFieldLong01: must be an integer"),
+        (10, "Missing momCode"),
+        (11, rejects_of(rejects)[2]["error"]),
+    ]
+    assert rejects_of(rejects)[2]["error"].startswith("not valid JSON")
+    assert rejects_of(rejects)[0]["entry"] == entries[2]
+    assert "created 8, updated 0, unchanged 0, failed 3" in out
+    assert IngestionRequest.objects.filter(organization=tenant.organization).count() == 3
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
+    assert not IngestionRequest.objects.filter(organization=other.organization).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_that_fails_stops_the_import_with_its_error(tmp_path, monkeypatch):
+    """The third batch cannot be read: the import stops with that error, having written
+    whole batches of those before it only, and no reading process is left behind."""
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    _pids_recorded(monkeypatch, tmp_path / "pids", fail_at=2)
+
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        run(_big_ndjson(tmp_path, tenant, 5000), tenant)
+
+    stored = set(
+        EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
+    )
+    batches = {int(key[2:]) // 1000 for key in stored}
+    assert batches <= {0, 1}
+    assert stored == {f"T-{n:05d}" for b in batches for n in range(b * 1000, b * 1000 + 1000)}
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
+    assert not [p for p in multiprocessing.active_children() if p.name == "import-reader"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_restored_from_its_portable_form_plans_as_the_original(tenant_a, tenant_b):
+    """What the reading process sends (pickled) gives back the batch: its entries, models,
+    rejections and User Event, and writing it stores and fires what the original would."""
+    from ingestion.pipeline import ingest_prepare, prepared_portable, prepared_restore
+
+    config = journey_event_config_create(
+        organization=tenant_a.organization,
+        data_model=tenant_a.model,
+        trigger="Created",
+        settings=UserEventSettings(event_name="member_imported", category="UserIdentity"),
+    )
+    prepared = ingest_prepare(
+        organization=tenant_a.organization,
+        api_key=None,
+        request_id="f" * 32,
+        data={
+            "objectType": "custom-model",
+            "source": "import",
+            "jeConfigId": config.config_id,
+            "jeEventKey": None,
+            "entries": sample_entries(tenant_a),
+        },
+        init_data=False,
+        limits=file_import.IMPORT_LIMITS,
+    )
+
+    restored = prepared_restore(
+        pickle.loads(pickle.dumps(prepared_portable(prepared))),
+        organization=tenant_a.organization,
+        limits=file_import.IMPORT_LIMITS,
+    )
+
+    def entries_of(p):
+        return [(e.index, e.key, e.model.pk, e.patch) for e in p.valid]
+
+    assert entries_of(restored) == entries_of(prepared) and len(restored.valid) == 2
+    assert restored.rejected == prepared.rejected and len(restored.rejected) == 2
+    assert restored.rules is not None and restored.rules.config.pk == config.pk
+    assert restored.caller == prepared.caller
+    assert len(restored.payload.entries) == 4
+    assert restored.payload.object_type == "custom-model" and restored.payload.source == "import"
+    response = file_import.ingest_write(restored)
+    assert response.plan.log.created == 2 and response.plan.log.failed == 2
+    assert set(records(tenant_a)) == {"R-1", "R-4"}
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
+    assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
+    assert not UserEvent.objects.filter(organization=tenant_b.organization).exists()
