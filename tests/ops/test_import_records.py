@@ -855,3 +855,43 @@ def test_a_batch_restored_from_its_portable_form_plans_as_the_original(tenant_a,
     assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
     assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
     assert not UserEvent.objects.filter(organization=tenant_b.organization).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staged_batch_stores_text_that_copy_must_escape_exactly(tmp_path):
+    """Keys, values and the source holding what ends a COPY column or row, or escapes
+    (tab, newline, carriage return, backslash, `\\.`), stored as sent: created, then
+    changed, by batches past the staging threshold; the other organization's same keys
+    untouched."""
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    odd = ["tab\there", "new\nline", "cr\rhere", "back\\slash", "\\.", 'quote"s', "naïve ✓", "\\N"]
+
+    def batch(tenant, value: str) -> Path:
+        entries = [
+            {"momCode": tenant.mom_code, "refId": f"{text} {n}", "customField01": f"{value}{text}"}
+            for n in range(100)
+            for text in odd
+        ]
+        return write_ndjson(tmp_path / f"{tenant.group_key}-{value}.ndjson", entries)
+
+    first, _ = run(batch(tenant, "one "), tenant, "--source", "crm\\exports\tq1")
+    sources = EntityRecord.objects.filter(organization=tenant.organization).values_list(
+        "source", flat=True
+    )
+    assert set(sources) == {"crm\\exports\tq1"}
+    run(batch(other, "theirs "), other)
+    second, _ = run(batch(tenant, "two "), tenant)
+
+    assert "created 800, updated 0, unchanged 0, failed 0" in first
+    assert "created 0, updated 800, unchanged 0, failed 0" in second
+    stored = {r.key: r for r in EntityRecord.objects.filter(organization=tenant.organization)}
+    assert len(stored) == 800
+    for text in odd:
+        record = stored[f"{text} 7"]
+        assert record.data == {"refId": f"{text} 7", "customField01": f"two {text}"}
+        assert record.source == "import"
+    theirs = EntityRecord.objects.filter(organization=other.organization)
+    assert {r.data["customField01"] for r in theirs} == {f"theirs {text}" for text in odd}
+    assert theirs.count() == 800
