@@ -186,7 +186,7 @@ def test_unreadable_records_are_rejected_with_their_line(tmp_path, tenant_a):
     ndjson = tmp_path / "mixed.ndjson"
     ndjson.write_text(
         json.dumps({"momCode": tenant_a.mom_code, "refId": "OK-1"})
-        + "\n\n{not json\n"
+        + "\n\n \t\x0b\x0c\r\n{not json\n"  # an empty line, a line of whitespace
         + json.dumps(["not", "an", "object"])
         + "\n"
     )
@@ -198,8 +198,8 @@ def test_unreadable_records_are_rejected_with_their_line(tmp_path, tenant_a):
     assert set(records(tenant_a)) == {"OK-1"}
     rejected = rejects_of(rejects)
     assert [(r["line"], r["entry"]) for r in rejected] == [
-        (3, "{not json"),
-        (4, ["not", "an", "object"]),
+        (4, "{not json"),
+        (5, ["not", "an", "object"]),
     ]
     assert rejected[0]["error"].startswith("not valid JSON")
     assert rejected[1]["error"]
