@@ -7,11 +7,12 @@ on the records' own table (a scratch database, migrated, the bench tenant provis
 timed statement by statement from this client, in µs a record, for each way of writing
 the rows:
 
-- `upsert`: every row through INSERT … ON CONFLICT DO UPDATE (the write before this
-  round), the staging tables emptied by TRUNCATE at the start of each transaction;
-- `insert`: the rows the read did not find by a plain INSERT (the write now), no
-  TRUNCATE (the tables are emptied by every commit);
-- `copy`: the ceiling, the same rows COPYed straight into the records' table.
+- `upsert`: every row through INSERT … ON CONFLICT DO UPDATE (the write two rounds
+  ago), the staging tables emptied by TRUNCATE at the start of each transaction;
+- `insert`: the rows the read did not find staged, then by a plain INSERT (the write of
+  the round after), no TRUNCATE (the tables are emptied by every commit);
+- `copy`: the same rows COPYed straight into the records' table, as the writer now
+  does with a large plan's new records (the changed ones still go by staging).
 
 Each variant writes batches of new keys into the same table, the three in turns (so that
 the table grows under each the same), and reads them first under their key locks, as the
