@@ -81,6 +81,11 @@ class ImportRefused(Exception):
     """The import's settings are refused (unknown object type, User Event…)."""
 
 
+class ImportStopped(Exception):
+    """The import stopped part way, after the batches already committed (its reading
+    process died)."""
+
+
 @dataclass(frozen=True)
 class Reject:
     line: int
@@ -382,13 +387,17 @@ class _BatchReader:
                 sending.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
             sending.send_bytes(pickle.dumps(None))
         except BaseException as error:  # re-raised in the importing process
+            try:
+                failed = pickle.dumps(_ReaderFailed(error))
+            except Exception:  # an error that does not pickle goes as its words
+                failed = pickle.dumps(_ReaderFailed(RuntimeError(repr(error))))
             with contextlib.suppress(OSError):  # the importer stopped reading: it knows
-                sending.send_bytes(pickle.dumps(_ReaderFailed(error)))
+                sending.send_bytes(failed)
         finally:
             connections.close_all()
 
     def _received(self, receiving: Any) -> Iterator[_Batch]:
-        while (item := pickle.loads(receiving.recv_bytes())) is not None:
+        while (item := pickle.loads(self._next(receiving))) is not None:
             if isinstance(item, _ReaderFailed):
                 raise item.error
             batch, portable = item
@@ -398,6 +407,15 @@ class _BatchReader:
                 )
                 batch = replace(batch, prepared=prepared)
             yield batch
+
+    def _next(self, receiving: Any) -> bytes:
+        try:
+            return receiving.recv_bytes()
+        except EOFError:  # killed (out of memory, a signal) before its last word
+            self.process.join()
+            raise ImportStopped(
+                f"the reading process ended unexpectedly (exit code {self.process.exitcode})"
+            ) from None
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if self.process is None:

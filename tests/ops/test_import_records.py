@@ -895,3 +895,72 @@ def test_a_staged_batch_stores_text_that_copy_must_escape_exactly(tmp_path):
     theirs = EntityRecord.objects.filter(organization=other.organization)
     assert {r.data["customField01"] for r in theirs} == {f"theirs {text}" for text in odd}
     assert theirs.count() == 800
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reading_process_that_dies_stops_the_import_with_a_clear_error(tmp_path, monkeypatch):
+    """Killed before its last word (out of memory, a signal): the command says so, after
+    the batches already written, and re-running the file finishes the import."""
+    from tests.conftest import tenant_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the batches are read in a process of their own on PostgreSQL only")
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    real_batch_prepare = file_import._batch_prepare
+
+    def batch_prepare(number, records, **options):
+        if number == 3:
+            os._exit(9)  # in the reading process: dies without a word
+        return real_batch_prepare(number, records, **options)
+
+    monkeypatch.setattr(file_import, "_batch_prepare", batch_prepare)
+    path = _big_ndjson(tmp_path, tenant, 5000)
+
+    with pytest.raises(CommandError) as stopped:
+        run(path, tenant)
+
+    assert str(stopped.value) == (
+        f"The import of {path} stopped: the reading process ended unexpectedly (exit code 9)."
+        " The batches before were written; re-running the file is safe."
+    )
+    keys = set(
+        EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
+    )
+    # Whole batches of those read before (the ones queued when it died are not written).
+    batches = {int(key[2:]) // 1000 for key in keys}
+    assert 0 in batches and batches <= {0, 1, 2}
+    assert keys == {f"T-{n:05d}" for b in batches for n in range(b * 1000, b * 1000 + 1000)}
+    monkeypatch.setattr(file_import, "_batch_prepare", real_batch_prepare)
+    out, _ = run(path, tenant)
+    assert f"created {5000 - len(keys):,}, updated 0, unchanged {len(keys):,}, failed 0" in out
+    assert EntityRecord.objects.filter(organization=tenant.organization).count() == 5000
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reading_error_that_does_not_pickle_still_reaches_the_importer(tmp_path, monkeypatch):
+    from tests.conftest import tenant_create
+
+    tenant = tenant_create("Acme", "a@acme.test")
+    real_batch_prepare = file_import._batch_prepare
+
+    def batch_prepare(number, records, **options):
+        if number == 1:
+            raise _Unpicklable("a socket in its arguments")
+        return real_batch_prepare(number, records, **options)
+
+    monkeypatch.setattr(file_import, "_batch_prepare", batch_prepare)
+
+    with pytest.raises(Exception, match="a socket in its arguments"):
+        run(_big_ndjson(tmp_path, tenant, 3000), tenant)
+
+    keys = set(
+        EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
+    )
+    assert keys <= {f"T-{n:05d}" for n in range(1000)}

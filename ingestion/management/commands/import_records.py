@@ -18,7 +18,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cdp.models import Organization
-from ingestion.file_import import ImportRefused, ImportStats, Reject, records_import
+from ingestion.file_import import (
+    ImportRefused,
+    ImportStats,
+    ImportStopped,
+    Reject,
+    records_import,
+)
 from ingestion.import_formats import FORMATS, ImportFileInvalid, file_format_guess
 
 DEFAULT_SOURCE = "import"
@@ -115,6 +121,11 @@ class Command(BaseCommand):
                 )
         except (ImportRefused, ImportFileInvalid) as refused:
             raise CommandError(f"{path} was not imported: {refused}") from None
+        except ImportStopped as stopped:
+            raise CommandError(
+                f"The import of {path} stopped: {stopped}. The batches before were written;"
+                " re-running the file is safe."
+            ) from None
         except OSError as error:
             raise CommandError(f"Cannot write the rejects file: {error}") from None
         finally:
