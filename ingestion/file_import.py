@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import multiprocessing
 import pickle
 import queue
@@ -378,7 +379,11 @@ class _BatchReader:
         return self._received(receiving)
 
     def _send(self, sending: Any) -> None:
-        """The reading process: every batch, then None; or the error that stopped it."""
+        """The reading process: every batch, then None; or the error that stopped it. Its
+        log records go the same way, to be logged by the importer's handlers (tqdm's,
+        which print them above the progress bar): written from here they would land in
+        the middle of the bar the importer draws."""
+        logging.getLogger().handlers = [_Forwarded(sending)]
         try:
             for batch in self._prepared():
                 prepared = batch.prepared
@@ -400,6 +405,9 @@ class _BatchReader:
         while (item := pickle.loads(self._next(receiving))) is not None:
             if isinstance(item, _ReaderFailed):
                 raise item.error
+            if isinstance(item, logging.LogRecord):
+                logging.getLogger(item.name).handle(item)
+                continue
             batch, portable = item
             if portable is not None:
                 prepared = prepared_restore(
@@ -429,6 +437,18 @@ class _BatchReader:
 @dataclass(frozen=True)
 class _ReaderFailed:
     error: BaseException
+
+
+class _Forwarded(logging.handlers.QueueHandler):
+    """The reading process's log records, each prepared as a queue handler does (its
+    message formatted, the traceback in its text), pickled into the pipe."""
+
+    def __init__(self, sending: Any) -> None:
+        super().__init__(queue=None)  # type: ignore[arg-type]
+        self.sending = sending
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.sending.send_bytes(pickle.dumps(record, pickle.HIGHEST_PROTOCOL))
 
 
 @dataclass(frozen=True)

@@ -964,3 +964,38 @@ def test_a_reading_error_that_does_not_pickle_still_reaches_the_importer(tmp_pat
         EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
     )
     assert keys <= {f"T-{n:05d}" for n in range(1000)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reading_process_logs_through_the_importers_handlers(tmp_path, monkeypatch, caplog):
+    """What is logged while a batch is read reaches the importer's handlers (tqdm's, above
+    the bar; here pytest's too), once, formatted, with its traceback, from whichever
+    process read it; the other organization's import logs nothing of it."""
+    from tests.conftest import tenant_create
+
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    real_batch_prepare = file_import._batch_prepare
+
+    def batch_prepare(number, records, **options):
+        try:
+            raise ValueError("odd record")
+        except ValueError:
+            logging.getLogger("cdp.import").warning(
+                "batch %s of %s looked odd", number, options["organization"].name, exc_info=True
+            )
+        return real_batch_prepare(number, records, **options)
+
+    monkeypatch.setattr(file_import, "_batch_prepare", batch_prepare)
+    caplog.set_level(logging.WARNING, logger="cdp.import")
+
+    out, _ = run(_big_ndjson(tmp_path, tenant, 2500), tenant)
+
+    warnings = [r for r in caplog.records if r.name == "cdp.import"]
+    assert [r.getMessage().splitlines()[0] for r in warnings] == [
+        f"batch {n} of Acme looked odd" for n in range(3)
+    ]
+    assert all("ValueError: odd record" in logging.Formatter().format(r) for r in warnings)
+    if connection.vendor == "postgresql":
+        assert {r.process for r in warnings} != {os.getpid()}
+    assert "created 2,500, updated 0, unchanged 0, failed 0" in out
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
