@@ -71,8 +71,6 @@ WRITERS = 2
 LOCK_TABLE_SHARE = 1 / 3
 IMPORT_LIMITS = IngestLimits(max_entries=None, events_cap=None)
 logger = logging.getLogger("cdp.import")
-# The reading process is a fork of the importing one (`_BatchReader`).
-_FORK = multiprocessing.get_context("fork")
 # At most this many bytes of a JSON array file are read at a time (tests make it small,
 # so that values straddle reads).
 _CHUNK_CHARS = 1 << 16
@@ -349,7 +347,12 @@ class _BatchReader:
     def __init__(self, *, organization: Organization, path: Path, batch_size: int, **options: Any):
         self.organization, self.path, self.batch_size = organization, path, batch_size
         self.options = options  # file_format, object_type, source, init_data, je_config_id
-        self.forked = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.forked = (
+            connection.vendor == "postgresql"
+            and not connection.in_atomic_block
+            and connection.get_autocommit()  # no transaction the fork would close
+            and "fork" in multiprocessing.get_all_start_methods()  # not on Windows
+        )
         self.process: Any = None
         self.receiving: Any = None
 
@@ -366,11 +369,12 @@ class _BatchReader:
     def __enter__(self) -> Iterator[_Batch]:
         if not self.forked:
             return self._prepared()
-        receiving, sending = _FORK.Pipe(duplex=False)
+        fork = multiprocessing.get_context("fork")
+        receiving, sending = fork.Pipe(duplex=False)
         # The child must not share this process's database connections (nor close them:
         # closing one tells the server its session is over); this process reconnects.
         connections.close_all()
-        self.process = _FORK.Process(
+        self.process = fork.Process(
             target=self._send, args=(sending,), name="import-reader", daemon=True
         )
         self.process.start()
