@@ -82,7 +82,7 @@ class ImportRefused(Exception):
 
 class ImportStopped(Exception):
     """The import stopped part way, after the batches already committed (its reading
-    process died)."""
+    process died, or a batch's User Event changed between its reading and its write)."""
 
 
 @dataclass(frozen=True)
@@ -223,10 +223,11 @@ def records_import(
     committed (re-running the file is safe).
 
     While WRITERS batches are written, the next is read and validated (`ingest_prepare`
-    here, `ingest_write` in writer threads, each with its own database connection), so
-    that Python's work and the database's overlap (`_BatchWriter`). Inside a caller's
-    transaction (tests) the batches are written in this thread, which alone sees that
-    transaction.
+    in a reading process of its own on PostgreSQL, here elsewhere: `_BatchReader`;
+    `ingest_write` in writer threads, each with its own database connection:
+    `_BatchWriter`), so that Python's work and the database's overlap. Inside a caller's
+    transaction (tests) the batches are read and written in this thread, which alone sees
+    that transaction.
     """
     _settings_check(organization=organization, object_type=object_type, je_config_id=je_config_id)
     stats = ImportStats(total=records_count(path, file_format))
@@ -414,9 +415,12 @@ class _BatchReader:
                 continue
             batch, portable = item
             if portable is not None:
-                prepared = prepared_restore(
-                    portable, organization=self.organization, limits=IMPORT_LIMITS
-                )
+                try:
+                    prepared = prepared_restore(
+                        portable, organization=self.organization, limits=IMPORT_LIMITS
+                    )
+                except ApiError as error:  # its User Event changed since it was read
+                    raise ImportStopped(f"batch {batch.number + 1}: {error.message}") from None
                 batch = replace(batch, prepared=prepared)
             yield batch
 

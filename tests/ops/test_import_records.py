@@ -999,3 +999,44 @@ def test_the_reading_process_logs_through_the_importers_handlers(tmp_path, monke
         assert {r.process for r in warnings} != {os.getpid()}
     assert "created 2,500, updated 0, unchanged 0, failed 0" in out
     assert not EntityRecord.objects.filter(organization=other.organization).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_user_event_that_stops_applying_before_a_batch_is_written_stops_the_import(
+    tmp_path, monkeypatch
+):
+    """Restoring a batch read in the reading process resolves its User Event again; when
+    that fails (the User Event changed in between), the command stops with the reason,
+    after the batches before it."""
+    from cdp.errors import JourneyEventDisabled
+    from tests.conftest import tenant_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the batches are read in a process of their own on PostgreSQL only")
+    tenant, other = tenant_create("Acme", "a@acme.test"), tenant_create("Globex", "g@globex.test")
+    real_restore = file_import.prepared_restore
+    restored = []
+
+    def prepared_restore(portable, **kwargs):
+        restored.append(portable.request_id)
+        if len(restored) == 2:
+            raise JourneyEventDisabled("User Event JE-1 is disabled")
+        return real_restore(portable, **kwargs)
+
+    monkeypatch.setattr(file_import, "prepared_restore", prepared_restore)
+    path = _big_ndjson(tmp_path, tenant, 3000)
+
+    with pytest.raises(CommandError) as stopped:
+        run(path, tenant)
+
+    assert str(stopped.value) == (
+        f"The import of {path} stopped: batch 2: User Event JE-1 is disabled."
+        " The batches before were written; re-running the file is safe."
+    )
+    keys = set(
+        EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
+    )
+    # The first batch, if a writer had begun it; never a part of one, never the second.
+    assert keys in (set(), {f"T-{n:05d}" for n in range(1000)})
+    assert not EntityRecord.objects.filter(organization=other.organization).exists()
