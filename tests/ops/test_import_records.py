@@ -922,7 +922,7 @@ def test_a_reading_process_that_dies_stops_the_import_with_a_clear_error(tmp_pat
 
     assert str(stopped.value) == (
         f"The import of {path} stopped: the reading process ended unexpectedly (exit code 9)."
-        " The batches before were written; re-running the file is safe."
+        " The batches committed before it stopped stay; re-running the file is safe."
     )
     keys = set(
         EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)
@@ -1032,7 +1032,7 @@ def test_a_user_event_that_stops_applying_before_a_batch_is_written_stops_the_im
 
     assert str(stopped.value) == (
         f"The import of {path} stopped: batch 2: User Event JE-1 is disabled."
-        " The batches before were written; re-running the file is safe."
+        " The batches committed before it stopped stay; re-running the file is safe."
     )
     keys = set(
         EntityRecord.objects.filter(organization=tenant.organization).values_list("key", flat=True)

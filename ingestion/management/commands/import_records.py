@@ -123,8 +123,8 @@ class Command(BaseCommand):
             raise CommandError(f"{path} was not imported: {refused}") from None
         except ImportStopped as stopped:
             raise CommandError(
-                f"The import of {path} stopped: {stopped}. The batches before were written;"
-                " re-running the file is safe."
+                f"The import of {path} stopped: {stopped}. The batches committed before it"
+                " stopped stay; re-running the file is safe."
             ) from None
         except OSError as error:
             raise CommandError(f"Cannot write the rejects file: {error}") from None
