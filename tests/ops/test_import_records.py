@@ -828,7 +828,19 @@ def test_a_batch_restored_from_its_portable_form_plans_as_the_original(tenant_a,
             "source": "import",
             "jeConfigId": config.config_id,
             "jeEventKey": None,
-            "entries": sample_entries(tenant_a),
+            "entries": [
+                *sample_entries(tenant_a),
+                # Values that must come back exactly: a double's last bit, a negative zero,
+                # a 64-bit integer, text beyond ASCII.
+                {
+                    "momCode": tenant_a.mom_code,
+                    "refId": "R-5",
+                    "customFieldDouble01": 0.1 + 0.2,
+                    "customFieldLong01": -(2**63),
+                    "customField01": "naïve ☃ \\ \"",
+                },
+                {"momCode": tenant_a.mom_code, "refId": "R-6", "customFieldDouble01": -0.0},
+            ],
         },
         init_data=False,
         limits=file_import.IMPORT_LIMITS,
@@ -843,16 +855,20 @@ def test_a_batch_restored_from_its_portable_form_plans_as_the_original(tenant_a,
     def entries_of(p):
         return [(e.index, e.key, e.model.pk, e.patch) for e in p.valid]
 
-    assert entries_of(restored) == entries_of(prepared) and len(restored.valid) == 2
+    assert entries_of(restored) == entries_of(prepared) and len(restored.valid) == 4
+    doubles = [e.patch.get("customFieldDouble01") for e in restored.valid]
+    assert doubles[2] == 0.30000000000000004 and str(doubles[3]) == "-0.0"
+    assert restored.valid[2].patch["customFieldLong01"] == -(2**63)
     assert restored.rejected == prepared.rejected and len(restored.rejected) == 2
     assert restored.rules is not None and restored.rules.config.pk == config.pk
     assert restored.caller == prepared.caller
-    assert len(restored.payload.entries) == 4
+    assert len(restored.payload.entries) == 6
     assert restored.payload.object_type == "custom-model" and restored.payload.source == "import"
     response = file_import.ingest_write(restored)
-    assert response.plan.log.created == 2 and response.plan.log.failed == 2
-    assert set(records(tenant_a)) == {"R-1", "R-4"}
-    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 2
+    assert response.plan.log.created == 4 and response.plan.log.failed == 2
+    assert set(records(tenant_a)) == {"R-1", "R-4", "R-5", "R-6"}
+    assert records(tenant_a)["R-5"]["customFieldDouble01"] == 0.30000000000000004
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 4
     assert not EntityRecord.objects.filter(organization=tenant_b.organization).exists()
     assert not UserEvent.objects.filter(organization=tenant_b.organization).exists()
 
