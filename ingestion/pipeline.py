@@ -247,6 +247,32 @@ def _unless_suppressed(entry: ValidEntry, digests: frozenset[str]) -> ValidEntry
     return RejectedEntry(entry.index, key, SUPPRESSED_MESSAGE)
 
 
+def _caller(organization: Organization, api_key: ApiKey | None, version: bytes) -> Caller:
+    return Caller(
+        organization_id=organization.pk,
+        callback_enabled=organization.callback_enabled,
+        api_key_id=api_key.pk if api_key is not None else None,
+        api_key_prefix=api_key.prefix if api_key is not None else "",
+        destinations=destination_routes(organization.pk, version=version),
+    )
+
+
+def _rules_resolve(
+    organization: Organization,
+    payload: IngestPayload,
+    models: Mapping[int, LoadedModel],
+    version: bytes,
+) -> UserEventRules | None:
+    """Checks 11–12: the User Event the payload names, for the request's models."""
+    return config_resolve(
+        organization=organization,
+        config_id=payload.je_config_id,
+        event_key=payload.je_event_key,
+        models=models,
+        version=version,
+    )
+
+
 def ingest_prepare(
     *,
     organization: Organization,
@@ -269,13 +295,7 @@ def ingest_prepare(
     # Events, suppressions): the HTTP path read it with the token; an import's batch or
     # the Console's test form reads it here, once, instead of once per part.
     schema_version = current_schema_version(organization.pk, read=schema_version)
-    caller = Caller(
-        organization_id=organization.pk,
-        callback_enabled=organization.callback_enabled,
-        api_key_id=api_key.pk if api_key is not None else None,
-        api_key_prefix=api_key.prefix if api_key is not None else "",
-        destinations=destination_routes(organization.pk, version=schema_version),
-    )
+    caller = _caller(organization, api_key, schema_version)
     # A dry run ignores the Idempotency-Key, which is checked before its flag (check 7).
     dry = dry_run if isinstance(dry_run, bool) else is_dry_run(dry_run)
     prepared = PreparedIngest(
@@ -301,13 +321,7 @@ def ingest_prepare(
             organization_models(organization=organization, version=schema_version), payload
         )
         by_id = request_models.by_id()
-        rules = config_resolve(
-            organization=organization,
-            config_id=payload.je_config_id,
-            event_key=payload.je_event_key,
-            models=by_id,
-            version=schema_version,
-        )
+        rules = _rules_resolve(organization, payload, by_id, schema_version)
         warnings = _ignored_fields_check(payload, by_id)
     except ApiError as error:
         prepared = replace(prepared, idempotency_key=key, fingerprint=fingerprint)
@@ -399,25 +413,12 @@ def prepared_restore(
     all_models = {m.pk: m for m in (*models.system.values(), *models.custom.values())}
     by_id = {pk: all_models[pk] for pk in portable.model_ids}
     payload = replace(portable.payload, entries=[None] * portable.entries)
-    rules = config_resolve(
-        organization=organization,
-        config_id=payload.je_config_id,
-        event_key=payload.je_event_key,
-        models=by_id,
-        version=version,
-    )
-    caller = Caller(
-        organization_id=organization.pk,
-        callback_enabled=organization.callback_enabled,
-        api_key_id=None,
-        api_key_prefix="",
-        destinations=destination_routes(organization.pk, version=version),
-    )
+    rules = _rules_resolve(organization, payload, by_id, version)
     return PreparedIngest(
         None,
         organization,
         None,
-        caller,
+        _caller(organization, None, version),
         portable.request_id,
         portable.started,
         limits,
