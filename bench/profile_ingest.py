@@ -25,6 +25,9 @@ def main() -> None:
         "--scenario", default="create", choices=["create", "update", "events", "small"]
     )
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--stored", type=int, default=500, help="records stored (and analyzed) before timing"
+    )
     parser.add_argument("--html", help="also write the profile as HTML here")
     parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
@@ -66,7 +69,7 @@ def main() -> None:
 
         config_id = JourneyEventConfig.objects.get().config_id
         keys = bench.Keys()
-        existing = keys.take("seed", 500)
+        existing = keys.take("seed", args.stored)
         scenario = bench.scenario_of(args.scenario)
         headers = {"HTTP_TOKEN": token, "HTTP_API_KEY": bench.API_KEY}
 
@@ -92,6 +95,12 @@ def main() -> None:
         batches = scenario.batches(keys, existing, 0)
         for _ in range(20):
             post(next(batches))
+        # Statistics as autovacuum would have them, on connections opened after them.
+        with connections["default"].cursor() as cursor:
+            cursor.execute("ANALYZE")
+        connections.close_all()
+        for _ in range(20):
+            post(next(batches))
         if args.cprofile:
             import cProfile
             import pstats
@@ -111,14 +120,33 @@ def main() -> None:
                 if args.callgrind:
                     subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
 
+            def backend_cpu() -> float:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    (pid,) = cursor.fetchone()
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
             instrument("on")
+            backend = backend_cpu()
             began, cpu = time.perf_counter(), time.process_time()
             for _ in range(args.requests):
                 post(next(batches))
             instrument("off")
             wall = (time.perf_counter() - began) * 1000 / args.requests
             cpu = (time.process_time() - cpu) * 1000 / args.requests
-            print(f"{args.scenario}: {wall:.2f} ms per request, {cpu:.2f} ms CPU in-process")
+            backend = (backend_cpu() - backend) * 1000 / args.requests
+            print(
+                f"{args.scenario}: {wall:.2f} ms per request, {cpu:.2f} ms CPU in-process,"
+                f" {backend:.2f} ms CPU in PostgreSQL's backend"
+            )
+            with connections["default"].cursor() as cursor:
+                cursor.execute(
+                    "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements"
+                    " ORDER BY name"
+                )
+                for name, generic, custom in cursor.fetchall():
+                    print(f"  {name}: {generic} generic plans, {custom} custom plans")
             return
         profiler = Profiler(interval=0.0005)
         profiler.start()

@@ -36,7 +36,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cdp.models import EntityRecord
+from cdp.models import EntityRecord, Organization
 from ingestion.models import (
     CallbackDelivery,
     CallbackStatus,
@@ -163,6 +163,18 @@ def _pg_statements() -> dict[str, tuple[str, str]]:
         "cdp_key_locks": (
             "bigint[]",
             "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS k) AS l",
+        ),
+        # The records' lookup's plan mode (below, `_PLAN_MODES`), set for the rest of the
+        # transaction (LOCAL).
+        "cdp_plan_mode": (
+            "",
+            f"""SELECT set_config('plan_cache_mode', CASE
+                WHEN r.reltuples >= {GENERIC_LOOKUP_FROM}
+                    AND r.reltuples >= {GENERIC_LOOKUP_PER_ORGANIZATION}
+                        * CASE WHEN o.reltuples < 0 THEN 50 ELSE o.reltuples END
+                THEN 'force_generic_plan' ELSE 'force_custom_plan' END, true)
+            FROM pg_class r, pg_class o
+            WHERE r.oid = '{records}'::regclass AND o.oid = '{_table(Organization)}'::regclass""",
         ),
         # One index lookup per key, whatever the size of the table: a LATERAL subquery
         # with OFFSET 0 (or LIMIT) is not flattened into a join, which the planner could
@@ -419,6 +431,33 @@ def _write_statement(
                 (SELECT count(*) FROM history) AS h, (SELECT count(*) FROM delivery) AS d"""
 
 
+# How each statement is planned. A lookup's best index depends on the table's size as the
+# planner sees it: a generic plan (made once, kept until the table's next ANALYZE) made
+# while the records' table looked empty ties every index of the organization, may take
+# `(organization_id, id)` with a filter, and would then scan the tenant's rows for every
+# key as the table grows. So the reads are planned for every execution (custom plans,
+# which also see the table's current size), except the records' lookup once statistics
+# show a table of some size (`cdp_plan_mode`): planned then, its generic plan takes the
+# unique key, and it saves a custom plan that was a fifth of PostgreSQL's CPU for a
+# 1-entry request. The locks and the write depend on no value: generic.
+_CUSTOM = "force_custom_plan"
+_BY_SIZE = "by size"
+_PLAN_MODES = {
+    "cdp_idempotency_answer": _CUSTOM,
+    "cdp_records": _BY_SIZE,
+    "cdp_fired": _CUSTOM,
+    "cdp_user_events": _CUSTOM,
+    "cdp_records_staged": _CUSTOM,
+}
+# The records' lookup has its generic plan when the statistics (pg_class.reltuples, as of
+# each table's last ANALYZE) show at least this many records, and this many per
+# organization on average (an organizations' table never analyzed has fewer than about 50
+# rows: autovacuum analyzes a table after 50 changes). The planner then estimates an
+# organization's rows at many, and `(organization_id, id)` with a filter costs more than
+# the unique key's one row; the estimate only grows with the table, whose ANALYZEs replan.
+GENERIC_LOOKUP_FROM = 1000
+GENERIC_LOOKUP_PER_ORGANIZATION = 10
+
 # The statements each open connection has prepared. A PREPARE outlives a rolled-back
 # transaction, so after a failed round trip the server is asked which exist.
 _prepared: WeakKeyDictionary[Any, set[str] | None] = WeakKeyDictionary()
@@ -429,44 +468,75 @@ def _execute(
     calls: Sequence[tuple[str, Sequence[Any]]],
     *,
     head: Sequence[str] = (),
-    tail: Sequence[str] = (),
+    commit: bool = False,
 ) -> list[list[tuple[Any, ...]]]:
-    """EXECUTE the named statements, in one round trip, preparing those this connection
-    has not prepared yet in the same round trip (the first request of a connection);
-    return each call's rows.
+    """EXECUTE the named statements, in one round trip after the `head` statements,
+    preparing those this connection has not prepared yet in the same round trip (the
+    first request of a connection), and COMMIT after them if `commit`; return each
+    call's rows.
 
     Prepared, the statements are parsed and planned once per connection instead of once
-    per request: most of the database's own cost for a small request.
+    per request: most of the database's own cost for a small request. Each runs in its
+    plan mode (`SET LOCAL plan_cache_mode`, set back to the default at the end unless
+    the transaction ends there); the last before a COMMIT is the write's generic one, in
+    which the deferred foreign-key checks' cached plans run too.
     """
     definitions = _pg_statements()
+    statements: list[str] = list(head)
+    fetched = [False] * len(head)  # per statement: are its rows a call's result?
+    params: list[Any] = []
     if not settings.CDP_PREPARED_STATEMENTS:
         # Behind a transaction-pooling proxy, a session's prepared statements may be on
-        # another server connection: the same statements, sent whole, with their types.
-        statements, params = [], []
+        # another server connection: the same statements, sent whole, with their types
+        # (planned each time, as any statement sent whole).
         for name, args in calls:
             types, body = definitions[name]
             sql, order = _inlined(body, types)
             statements.append(sql)
+            fetched.append(True)
             params += [args[n - 1] for n in order]
-        cursor.execute(";\n".join([*head, *statements, *tail]), params)
-        return _results(cursor.cursor, head, [False] * len(calls))
+        if commit:
+            statements.append("COMMIT")
+            fetched.append(False)
+        cursor.execute(";\n".join(statements), params)
+        return _results(cursor.cursor, fetched)
     raw = connection.connection
     known = _prepared.get(raw, set())
     if known is None:
         cursor.execute("SELECT name FROM pg_prepared_statements")
         known = {name for (name,) in cursor.fetchall()}
-    statements, params, preparing = [], [], []
-    for name, args in calls:
-        preparing.append(name not in known)
-        if name not in known:
+    names: set[str] = set()
+
+    def execute(name: str, args: Sequence[Any], *, rows: bool) -> None:
+        if name not in known and name not in names:
             types, body = definitions[name]
-            statements.append(f"PREPARE {name} ({types}) AS {body}")
-        statements.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
-        params += args
+            statements.append(
+                f"PREPARE {name} ({types}) AS {body}" if types else f"PREPARE {name} AS {body}"
+            )
+            fetched.append(False)
+        names.add(name)
+        statements.append(
+            f"EXECUTE {name}({', '.join(['%s'] * len(args))})" if args else f"EXECUTE {name}"
+        )
+        fetched.append(rows)
+        params.extend(args)
+
+    mode = None
+    for name, args in calls:
+        if _PLAN_MODES.get(name, "force_generic_plan") != mode:
+            mode = _PLAN_MODES.get(name, "force_generic_plan")
+            if mode == _BY_SIZE:
+                execute("cdp_plan_mode", (), rows=False)
+            else:
+                statements.append(f"SET LOCAL plan_cache_mode = {mode}")
+                fetched.append(False)
+        execute(name, args, rows=True)
+    statements.append("COMMIT" if commit else "SET LOCAL plan_cache_mode = DEFAULT")
+    fetched.append(False)
     _prepared[raw] = None  # unknown, until the round trip has gone through
-    cursor.execute(";\n".join([*head, *statements, *tail]), params)
-    _prepared[raw] = known | {name for name, _ in calls}
-    return _results(cursor.cursor, head, preparing)
+    cursor.execute(";\n".join(statements), params)
+    _prepared[raw] = known | names
+    return _results(cursor.cursor, fetched)
 
 
 def _inlined(body: str, types: str) -> tuple[str, list[int]]:
@@ -482,18 +552,14 @@ def _inlined(body: str, types: str) -> tuple[str, list[int]]:
     return re.sub(r"\$(\d+)", placeholder, body), order
 
 
-def _results(
-    psycopg_cursor: Any, head: Sequence[str], preparing: Sequence[bool]
-) -> list[list[tuple[Any, ...]]]:
+def _results(psycopg_cursor: Any, fetched: Sequence[bool]) -> list[list[tuple[Any, ...]]]:
+    """The rows of the statements `fetched` marks, walking the round trip's results."""
     results = []
-    for _ in head:
-        psycopg_cursor.nextset()
-    for index, prepared_now in enumerate(preparing):
-        if prepared_now:
-            psycopg_cursor.nextset()  # the PREPARE's
-        results.append(psycopg_cursor.fetchall() if psycopg_cursor.description else [])
-        if index < len(preparing) - 1:
+    for index, rows in enumerate(fetched):
+        if index:
             psycopg_cursor.nextset()
+        if rows:
+            results.append(psycopg_cursor.fetchall() if psycopg_cursor.description else [])
     return results
 
 
@@ -621,13 +687,8 @@ class PostgresWriter:
             reads.append("user_events")
         if not calls:
             return Snapshot()
-        # Custom plans for the reads: the lookups' best index depends on the values (and a
-        # generic plan, made before the tables have statistics, may scan the tenant).
-        head = [*(self._begin() if lock else ()), "SET LOCAL plan_cache_mode = force_custom_plan"]
         with connection.cursor() as cursor:
-            results = _execute(
-                cursor, calls, head=head, tail=["SET LOCAL plan_cache_mode = DEFAULT"]
-            )
+            results = _execute(cursor, calls, head=self._begin() if lock else ())
         # The lock statements come first; the reads' rows are the last results.
         found = dict(zip(reads, results[len(results) - len(reads) :], strict=True))
         answer = found.get("answer")
@@ -726,16 +787,11 @@ class PostgresWriter:
                 self._copy_records(cursor, plan)
         # The write's plan depends on no value (rows come from its JSON parameters), so the
         # plan made once serves every request: planning it anew, with a megabyte of JSON
-        # as a constant, costs an import batch more than its inserts.
-        head = ["SET LOCAL plan_cache_mode = force_generic_plan"]
-        tail = ["SET LOCAL plan_cache_mode = DEFAULT"]
-        if self._own and self._begun:
-            tail = ["COMMIT"]
-        elif self._own:  # no read: the statement is a transaction of its own
-            head = tail = []
+        # as a constant, costs an import batch more than its inserts. Without a read
+        # (`_begun` False) the round trip is a transaction of its own.
         name = "cdp_write_staged" if staged else "cdp_write"
         with connection.cursor() as cursor:
-            _execute(cursor, [(name, params)], head=head, tail=tail)
+            _execute(cursor, [(name, params)], commit=self._own and self._begun)
         self._begun = False
 
     @staticmethod
