@@ -440,8 +440,8 @@ def _write_statement(
 # show a table of some size (`cdp_plan_mode`): planned then, its generic plan takes the
 # unique key, and it saves a custom plan that was a fifth of PostgreSQL's CPU for a
 # 1-entry request. The locks and the write depend on no value: generic.
-_CUSTOM = "force_custom_plan"
-_BY_SIZE = "by size"
+_GENERIC, _CUSTOM = "force_generic_plan", "force_custom_plan"
+_BY_SIZE = "by size"  # cdp_plan_mode chooses
 _PLAN_MODES = {
     "cdp_idempotency_answer": _CUSTOM,
     "cdp_records": _BY_SIZE,
@@ -523,8 +523,8 @@ def _execute(
 
     mode = None
     for name, args in calls:
-        if _PLAN_MODES.get(name, "force_generic_plan") != mode:
-            mode = _PLAN_MODES.get(name, "force_generic_plan")
+        if _PLAN_MODES.get(name, _GENERIC) != mode:
+            mode = _PLAN_MODES.get(name, _GENERIC)
             if mode == _BY_SIZE:
                 execute("cdp_plan_mode", (), rows=False)
             else:

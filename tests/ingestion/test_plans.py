@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from cdp.identifiers import cdp_ids_generate
 from cdp.models import EntityRecord, Organization
+from ingestion import writer
 from ingestion.writer import GENERIC_LOOKUP_FROM, GENERIC_LOOKUP_PER_ORGANIZATION, _pg_statements
 from tests.ingestion.conftest import ingest_for
 
@@ -49,8 +50,6 @@ def _generic_lookup_plan() -> str:
         finally:
             cursor.execute("ROLLBACK")
             cursor.execute("DEALLOCATE ALL")
-            from ingestion import writer
-
             writer._prepared.pop(connection.connection, None)
 
 
