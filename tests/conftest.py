@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cdp import services
-from cdp.models import ApiKey, DataModel, Membership, Organization
+from cdp.models import ApiKey, DataModel, EntityRecord, Membership, Organization
 from cdp.shared_store import store_for
 
 
@@ -61,6 +64,26 @@ def tenant_create(name: str, username: str) -> Tenant:
             organization=organization, data_model=model, name=field_name, label=label
         )
     return Tenant(organization, user, membership, api_key, raw_key, model)
+
+
+def records_bulk_create(
+    tenant: Tenant, count: int, prefix: str, data: Callable[[int, str], dict[str, Any]]
+) -> None:
+    """`count` records of the tenant's model keyed `{prefix}-00000` on, written in bulk as
+    an import leaves them (no log, no history); `data(n, key)` is each one's data."""
+    now = timezone.now()
+    EntityRecord.objects.bulk_create(
+        EntityRecord(
+            organization=tenant.organization,
+            data_model=tenant.model,
+            key=key,
+            data=data(n, key),
+            source="CRM",
+            created_at=now,
+            updated_at=now,
+        )
+        for n, key in ((n, f"{prefix}-{n:05}") for n in range(count))
+    )
 
 
 @pytest.fixture(autouse=True)

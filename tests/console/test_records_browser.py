@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from cdp import console as console_module
 from cdp import services
@@ -22,7 +21,7 @@ from cdp.schema import TAG_KEEP_HISTORY, TAG_SUPPORT_IGNORED_UPDATE_CFS
 from ingestion.console import console_ingest
 from ingestion.models import IngestionRequest, RecordHistory
 from journeys.models import UserEvent
-from tests.conftest import Tenant
+from tests.conftest import Tenant, records_bulk_create
 from tests.console.conftest import url, user_event_create
 
 # 2024-03-01 08:30:00 UTC, in epoch milliseconds.
@@ -455,18 +454,11 @@ def test_a_records_page_makes_a_fixed_number_of_queries(
 def _filler(tenant: Tenant, count: int) -> None:
     """`count` more records of the tenant's model, each with its own identifiers, and the
     table analyzed: the planner then prices the lookups as it would on a large table."""
-    now = timezone.now()
-    EntityRecord.objects.bulk_create(
-        EntityRecord(
-            organization=tenant.organization,
-            data_model=tenant.model,
-            key=f"F-{n:05}",
-            data={"customerId": f"FC-{n}", "email": f"f{n}@acme.test", "phone": f"09{n:08}"},
-            source="CRM",
-            created_at=now,
-            updated_at=now,
-        )
-        for n in range(count)
+    records_bulk_create(
+        tenant,
+        count,
+        "F",
+        lambda n, key: {"customerId": f"FC-{n}", "email": f"f{n}@acme.test", "phone": f"09{n:08}"},
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE cdp_entityrecord")

@@ -1,18 +1,17 @@
 """How PostgreSQL plans the locked read's records lookup: once per connection (a generic
 plan) only when the table's statistics show rows enough for the unique key to win, for
-every execution (custom plans) before; whatever the mode, each key is one probe of the
-unique key, never a scan of the tenant's rows."""
+every execution (custom plans) before; the generic plan stays one probe of the unique
+key per key as the table grows."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
-from cdp.identifiers import cdp_ids_generate
 from cdp.models import EntityRecord, Organization
 from ingestion import writer
 from ingestion.writer import GENERIC_LOOKUP_FROM, GENERIC_LOOKUP_PER_ORGANIZATION, _pg_statements
+from tests.conftest import records_bulk_create
 from tests.ingestion.conftest import ingest_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -57,21 +56,8 @@ def _store(api, count: int, prefix: str = "S") -> None:
     """`count` records of the tenant's model, written in bulk as an import leaves them."""
     if not api.records().filter(key="TEMPLATE").exists():
         assert api.post([api.entry("TEMPLATE", customField01="stored")]).json()["created"] == 1
-    template = api.record("TEMPLATE")
-    now = timezone.now()
-    EntityRecord.objects.bulk_create(
-        EntityRecord(
-            organization=template.organization,
-            data_model=template.data_model,
-            key=f"{prefix}-{i:05}",
-            cdp_id=cdp_id,
-            data={**template.data, "refId": f"{prefix}-{i:05}"},
-            source="CRM",
-            created_at=now,
-            updated_at=now,
-        )
-        for i, cdp_id in enumerate(cdp_ids_generate(count))
-    )
+    template = api.data("TEMPLATE")
+    records_bulk_create(api.tenant, count, prefix, lambda n, key: {**template, "refId": key})
 
 
 @pytest.fixture
