@@ -9,10 +9,11 @@ tenant (bench/bench-tenant.json), starts gunicorn (--workers, default 2) with th
 cache on Redis, and drives POST /dhub-i/api/v1.0/ingest from threads in this process at a
 given concurrency. The load generator is deliberately light (keep-alive-less HTTP/1.1 on
 loopback, bodies built from a template); its own CPU use is measured and reported so a
-reader can see it did not starve the server. Then the same batches are written straight
+reader can see it did not starve the server. The same batches are also written straight
 to PostgreSQL with psycopg (one INSERT … ON CONFLICT and one transaction per batch, same
-concurrency, a table with the same shape and indexes): the ceiling. The ratio endpoint ÷
-ceiling (entries/s) is what the hot path costs above the database's own work.
+concurrency, a table with the same shape and indexes): the ceiling. The two take turns
+(--slices of each run), so that a shared host's drifting speed falls on both. The ratio
+endpoint ÷ ceiling (entries/s) is what the hot path costs above the database's own work.
 
 Only the standard library, psycopg and orjson (project dependencies); matplotlib for --plot.
 """
@@ -167,6 +168,17 @@ class Run:
     server_cpu_ms_per_request: float | None = None  # the workers' CPU (user + system)
     server_rss_mb: float | None = None
     error_sample: str = ""
+
+    def add(self, other: Run) -> None:
+        """Fold a later slice of the same target and scenario into this run."""
+        cpu = self.client_cpu_percent * self.seconds + other.client_cpu_percent * other.seconds
+        self.seconds += other.seconds
+        self.client_cpu_percent = round(cpu / self.seconds, 1)
+        self.requests += other.requests
+        self.entries += other.entries
+        self.errors += other.errors
+        self.latencies_ms += other.latencies_ms
+        self.error_sample = self.error_sample or other.error_sample
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms) or [0.0]
@@ -568,6 +580,12 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per run")
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=5,
+        help="the endpoint and the ceiling alternate in this many slices of each run",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--scaling", action="store_true", help="batch size and concurrency sweeps")
     parser.add_argument("--plot", help="write the scaling plot to this PNG (needs matplotlib)")
@@ -649,16 +667,47 @@ def main() -> None:
                 keep_alive=not args.no_keep_alive,
                 keyed=scenario.keyed,
             )
-            cpu_before = server.cpu_seconds()
-            endpoint = drive("endpoint", scenario, concurrency, seconds, send, keys, existing)
-            cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(1, endpoint.requests)
-            endpoint.server_cpu_ms_per_request = round(cpu_ms, 2)
-            endpoint.server_rss_mb = server.rss_mb()
             send_c, close_c = ceiling_sender(dsn, org_id, model_id, concurrency)
+            # The endpoint and the ceiling take turns, `--slices` each, so that both see
+            # the host as it is in the same minute (a shared host's speed drifts).
+            runs: dict[str, Run] = {}
+            server_cpu = 0.0
             try:
-                ceiling = drive("ceiling", scenario, concurrency, seconds, send_c, keys, existing)
+                for _ in range(args.slices):
+                    cpu_before = server.cpu_seconds()
+                    part = drive(
+                        "endpoint",
+                        scenario,
+                        concurrency,
+                        seconds / args.slices,
+                        send,
+                        keys,
+                        existing,
+                    )
+                    server_cpu += server.cpu_seconds() - cpu_before
+                    parts = [
+                        part,
+                        drive(
+                            "ceiling",
+                            scenario,
+                            concurrency,
+                            seconds / args.slices,
+                            send_c,
+                            keys,
+                            existing,
+                        ),
+                    ]
+                    for part in parts:
+                        if part.target in runs:
+                            runs[part.target].add(part)
+                        else:
+                            runs[part.target] = part
             finally:
                 close_c()
+            endpoint, ceiling = runs["endpoint"], runs["ceiling"]
+            cpu_ms = server_cpu * 1000 / max(1, endpoint.requests)
+            endpoint.server_cpu_ms_per_request = round(cpu_ms, 2)
+            endpoint.server_rss_mb = server.rss_mb()
             rows = [endpoint.summary(), ceiling.summary()]
             rows[0]["ratio"] = round(rows[0]["entries_per_s"] / rows[1]["entries_per_s"], 3)
             return rows
