@@ -167,7 +167,9 @@ class Run:
     client_cpu_percent: float = 0.0
     server_cpu_ms_per_request: float | None = None  # the workers' CPU (user + system)
     server_rss_mb: float | None = None
+    db_cpu_ms_per_request: float | None = None  # PostgreSQL's processes' CPU (user + system)
     error_sample: str = ""
+    db_cpu_seconds: float = 0.0
 
     def add(self, other: Run) -> None:
         """Fold a later slice of the same target and scenario into this run."""
@@ -179,6 +181,7 @@ class Run:
         self.errors += other.errors
         self.latencies_ms += other.latencies_ms
         self.error_sample = self.error_sample or other.error_sample
+        self.db_cpu_seconds += other.db_cpu_seconds
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms) or [0.0]
@@ -188,6 +191,7 @@ class Run:
 
         data = asdict(self)
         data.pop("latencies_ms")
+        data.pop("db_cpu_seconds")
         data.update(
             requests_per_s=round(self.requests / self.seconds, 1),
             entries_per_s=round(self.entries / self.seconds, 1),
@@ -317,6 +321,23 @@ class Server:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=20)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time (user + system) of this machine's PostgreSQL processes so far, from /proc:
+    the backends and the background workers alive now (one that exits between two
+    readings takes its share with it: the bench keeps its connections open)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name == "postgres":
+            fields = rest.split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def token_get(port: int) -> str:
@@ -507,6 +528,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ("p99 ms", "p99_ms"),
         ("errors", "errors"),
         ("srv cpu ms/req", "server_cpu_ms_per_request"),
+        ("db cpu ms/req", "db_cpu_ms_per_request"),
         ("rss MB", "server_rss_mb"),
         ("client cpu%", "client_cpu_percent"),
         ("ratio", "ratio"),
@@ -674,7 +696,7 @@ def main() -> None:
             server_cpu = 0.0
             try:
                 for _ in range(args.slices):
-                    cpu_before = server.cpu_seconds()
+                    cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
                     part = drive(
                         "endpoint",
                         scenario,
@@ -685,18 +707,20 @@ def main() -> None:
                         existing,
                     )
                     server_cpu += server.cpu_seconds() - cpu_before
-                    parts = [
-                        part,
-                        drive(
-                            "ceiling",
-                            scenario,
-                            concurrency,
-                            seconds / args.slices,
-                            send_c,
-                            keys,
-                            existing,
-                        ),
-                    ]
+                    part.db_cpu_seconds = postgres_cpu_seconds() - db_before
+                    parts = [part]
+                    db_before = postgres_cpu_seconds()
+                    part = drive(
+                        "ceiling",
+                        scenario,
+                        concurrency,
+                        seconds / args.slices,
+                        send_c,
+                        keys,
+                        existing,
+                    )
+                    part.db_cpu_seconds = postgres_cpu_seconds() - db_before
+                    parts.append(part)
                     for part in parts:
                         if part.target in runs:
                             runs[part.target].add(part)
@@ -708,6 +732,10 @@ def main() -> None:
             cpu_ms = server_cpu * 1000 / max(1, endpoint.requests)
             endpoint.server_cpu_ms_per_request = round(cpu_ms, 2)
             endpoint.server_rss_mb = server.rss_mb()
+            for run in (endpoint, ceiling):
+                run.db_cpu_ms_per_request = round(
+                    run.db_cpu_seconds * 1000 / max(1, run.requests), 2
+                )
             rows = [endpoint.summary(), ceiling.summary()]
             rows[0]["ratio"] = round(rows[0]["entries_per_s"] / rows[1]["entries_per_s"], 3)
             return rows
