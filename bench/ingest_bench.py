@@ -167,9 +167,8 @@ class Run:
     client_cpu_percent: float = 0.0
     server_cpu_ms_per_request: float | None = None  # the workers' CPU (user + system)
     server_rss_mb: float | None = None
-    db_cpu_ms_per_request: float | None = None  # PostgreSQL's processes' CPU (user + system)
     error_sample: str = ""
-    db_cpu_seconds: float = 0.0
+    db_cpu_seconds: float = 0.0  # PostgreSQL's processes' CPU (user + system)
 
     def add(self, other: Run) -> None:
         """Fold a later slice of the same target and scenario into this run."""
@@ -191,8 +190,10 @@ class Run:
 
         data = asdict(self)
         data.pop("latencies_ms")
-        data.pop("db_cpu_seconds")
         data.update(
+            db_cpu_ms_per_request=round(
+                data.pop("db_cpu_seconds") * 1000 / max(1, self.requests), 2
+            ),
             requests_per_s=round(self.requests / self.seconds, 1),
             entries_per_s=round(self.entries / self.seconds, 1),
             p50_ms=pct(0.50),
@@ -304,17 +305,11 @@ class Server:
         workers gunicorn has recycled (`max_requests`) since."""
         assert self.process is not None
 
-        def stat(pid: int | str) -> list[str]:
-            # The fields after the parenthesized command name: utime, stime, cutime and
-            # cstime are fields 14 to 17 of /proc/PID/stat.
-            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-        master = stat(self.process.pid)
-        ticks = int(master[13]) + int(master[14])
+        _, master = proc_stat(self.process.pid)
+        ticks = int(master[13]) + int(master[14])  # cutime, cstime: the reaped children
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         for pid in children.read_text().split() if children.exists() else ():
-            fields = stat(pid)
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += proc_cpu_ticks(proc_stat(pid)[1])
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
@@ -323,20 +318,31 @@ class Server:
             self.process.wait(timeout=20)
 
 
+def proc_stat(pid: int | str) -> tuple[str, list[str]]:
+    """A process's command name and the fields of /proc/PID/stat after it (the third on:
+    the name is in parentheses and may hold spaces)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    name, _, rest = text.partition(" (")[2].rpartition(")")
+    return name, rest.split()
+
+
+def proc_cpu_ticks(fields: list[str]) -> int:
+    """utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks."""
+    return int(fields[11]) + int(fields[12])
+
+
 def postgres_cpu_seconds() -> float:
     """CPU time (user + system) of this machine's PostgreSQL processes so far, from /proc:
     the backends and the background workers alive now (one that exits between two
     readings takes its share with it: the bench keeps its connections open)."""
     ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            name, fields = proc_stat(entry.name)
         except OSError:  # gone meanwhile
             continue
-        name, _, rest = text.partition(" (")[2].rpartition(")")
         if name == "postgres":
-            fields = rest.split()
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += proc_cpu_ticks(fields)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -696,46 +702,30 @@ def main() -> None:
             server_cpu = 0.0
             try:
                 for _ in range(args.slices):
-                    cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
-                    part = drive(
-                        "endpoint",
-                        scenario,
-                        concurrency,
-                        seconds / args.slices,
-                        send,
-                        keys,
-                        existing,
-                    )
-                    server_cpu += server.cpu_seconds() - cpu_before
-                    part.db_cpu_seconds = postgres_cpu_seconds() - db_before
-                    parts = [part]
-                    db_before = postgres_cpu_seconds()
-                    part = drive(
-                        "ceiling",
-                        scenario,
-                        concurrency,
-                        seconds / args.slices,
-                        send_c,
-                        keys,
-                        existing,
-                    )
-                    part.db_cpu_seconds = postgres_cpu_seconds() - db_before
-                    parts.append(part)
-                    for part in parts:
-                        if part.target in runs:
-                            runs[part.target].add(part)
+                    for target, sender in (("endpoint", send), ("ceiling", send_c)):
+                        cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
+                        part = drive(
+                            target,
+                            scenario,
+                            concurrency,
+                            seconds / args.slices,
+                            sender,
+                            keys,
+                            existing,
+                        )
+                        part.db_cpu_seconds = postgres_cpu_seconds() - db_before
+                        if target == "endpoint":
+                            server_cpu += server.cpu_seconds() - cpu_before
+                        if target in runs:
+                            runs[target].add(part)
                         else:
-                            runs[part.target] = part
+                            runs[target] = part
             finally:
                 close_c()
             endpoint, ceiling = runs["endpoint"], runs["ceiling"]
             cpu_ms = server_cpu * 1000 / max(1, endpoint.requests)
             endpoint.server_cpu_ms_per_request = round(cpu_ms, 2)
             endpoint.server_rss_mb = server.rss_mb()
-            for run in (endpoint, ceiling):
-                run.db_cpu_ms_per_request = round(
-                    run.db_cpu_seconds * 1000 / max(1, run.requests), 2
-                )
             rows = [endpoint.summary(), ceiling.summary()]
             rows[0]["ratio"] = round(rows[0]["entries_per_s"] / rows[1]["entries_per_s"], 3)
             return rows

@@ -124,8 +124,7 @@ def main() -> None:
                 with connections["default"].cursor() as cursor:
                     cursor.execute("SELECT pg_backend_pid()")
                     (pid,) = cursor.fetchone()
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                return bench.proc_cpu_ticks(bench.proc_stat(pid)[1]) / os.sysconf("SC_CLK_TCK")
 
             instrument("on")
             backend = backend_cpu()
