@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.db.models import QuerySet
 from rest_framework.test import APIClient
 
-from cdp import services
+from cdp import ratelimit, services
 from cdp.models import DataModel, EntityRecord, ModelKind
 from ingestion.models import IngestionRequest
 from tests.conftest import Tenant, authenticate
@@ -102,3 +103,24 @@ def api_a(client, tenant_a, token_a) -> Ingest:
 @pytest.fixture
 def api_b(tenant_b) -> Ingest:
     return ingest_for(tenant_b)
+
+
+# A whole minute (and so a whole second) starts here; the frozen clock stands 0.2 s into it.
+MINUTE_START = 60 * 20_000_000
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """The rate limits' clock (`cdp.ratelimit`), frozen at the start of a minute: the
+    windows are fixed, so requests meant to share one must not straddle a boundary."""
+    frozen = Clock(MINUTE_START + 0.2)
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: frozen.now))
+    return frozen

@@ -17,7 +17,6 @@ the request, which two requests cannot share otherwise.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +25,6 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
-from cdp import ratelimit
 from cdp.callback_settings import callback_settings_set
 from cdp.models import EntityRecord
 from ingestion.models import CallbackDelivery, IdempotencyKey, IngestionRequest
@@ -957,10 +955,9 @@ def test_a_dry_run_with_callbacks_on_writes_no_callback_delivery(api_a, tenant_a
     }
 
 
-def test_a_dry_run_counts_against_the_rate_limits(api_a, settings, monkeypatch):
+def test_a_dry_run_counts_against_the_rate_limits(api_a, settings, clock):
     """Dry runs count against the API key's rate limits (the clock of `cdp.ratelimit` is
     frozen, so that all three requests fall in one window)."""
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 60 * 20_000_000 + 0.2))
     settings.CDP_INGEST_RATE_LIMITS = [(2, 60)]
 
     dry_runs = [dry_send(api_a, [api_a.entry("R-1")]).status_code for _ in range(2)]

@@ -284,7 +284,7 @@ def test_purge_deletes_only_expired_keys_of_every_organization(api_a, api_b):
     assert "Deleted 2 expired idempotency keys" in out.getvalue()
 
 
-def test_a_replay_still_counts_against_the_rate_limits(api_a, settings):
+def test_a_replay_still_counts_against_the_rate_limits(api_a, settings, clock):
     settings.CDP_INGEST_RATE_LIMITS = [(2, 60)]
     body = _body(api_a, [api_a.entry("R-1")])
     assert _post_raw(api_a, body).status_code == 200

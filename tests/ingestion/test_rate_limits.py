@@ -1,7 +1,8 @@
 """Per-API-key rate limits of the Data Ingestion API (DESIGN §6, check 4).
 
-The windows are fixed, so the clock of `cdp.ratelimit` is frozen here: "within a second"
-then means the same one-second window, whatever the machine's speed.
+The windows are fixed, so the clock of `cdp.ratelimit` is frozen here (the `clock` fixture,
+tests/ingestion/conftest.py): "within a second" then means the same one-second window,
+whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -20,23 +20,6 @@ from cdp.shared_store import Counter, RedisStore, shared_store
 from tests.conftest import authenticate
 
 URL = "/dhub-i/api/v1.0/ingest"
-# A whole minute (and so a whole second) starts here; requests are sent 0.2 s into it.
-MINUTE_START = 60 * 20_000_000
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    frozen = Clock(MINUTE_START + 0.2)
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: frozen.now))
-    return frozen
 
 
 @pytest.fixture
