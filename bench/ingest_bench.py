@@ -259,6 +259,14 @@ def drive(
 # The endpoint.
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 class Server:
     """The production server as `make serve` starts it: gunicorn with the repository's
     gunicorn.conf.py (WEB_CONCURRENCY workers)."""
@@ -272,17 +280,28 @@ class Server:
         env = {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         env["WEB_CONCURRENCY"] = str(self.workers)
         command = [gunicorn, "-c", str(ROOT / "gunicorn.conf.py")]
-        if self.threads == 0:  # gunicorn's sync workers, on the WSGI application
-            command += ["--worker-class", "sync", "cdp.wsgi:application"]
+        if self.threads == 0:
+            # gunicorn's sync workers, on the WSGI application. They drop every header
+            # with an underscore unless told otherwise, the API's API_KEY with them
+            # (make serve's guard keeps that one alone, cdp/asgi.py).
+            command += ["--worker-class", "sync", "--header-map", "dangerous"]
+            command += ["cdp.wsgi:application"]
         else:
             env["WEB_THREADS"] = str(self.threads)
+        if _listening(self.port):
+            # Measuring someone else's server (an interrupted run's gunicorn, say) would
+            # give its figures as this code's.
+            raise RuntimeError(
+                f"port {self.port} is taken: stop what listens there (pgrep -af gunicorn)"
+                " or pass --port"
+            )
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            if self.process.poll() is not None:
+                break
+            if _listening(self.port):
                 return
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         raise RuntimeError("gunicorn did not start")
 
     def rss_mb(self) -> float:
