@@ -4,6 +4,7 @@ as they were written."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -18,6 +19,31 @@ if connection.vendor != "postgresql":
     pytest.skip("PostgreSQL's column compression only", allow_module_level=True)
 
 
+MIGRATION = importlib.import_module("ingestion.migrations.0014_lz4_request_documents")
+
+
+def _lz4_available() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_migration_sets_lz4_on_each_document_column():
+    if not _lz4_available():
+        pytest.skip("this PostgreSQL was built without lz4")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attname, a.attcompression FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid WHERE a.attcompression <> ''"
+            " AND c.relnamespace = 'public'::regnamespace"
+        )
+        compressed = {(table, column): method for table, column, method in cursor.fetchall()}
+    # Those four, and no other column (records keep the default).
+    assert compressed == {column: "l" for column in MIGRATION.COLUMNS}
+
+
 def _compression(model, column: str, **lookup) -> str | None:
     """How PostgreSQL stored the row's value: 'lz4', 'pglz', or None when uncompressed."""
     row = model.objects.get(**lookup)
@@ -30,12 +56,8 @@ def _compression(model, column: str, **lookup) -> str | None:
 
 
 def test_a_large_requests_documents_are_compressed_with_lz4(api_a, api_b, tenant_a, tenant_b):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-        )
-        if not cursor.fetchone()[0]:
-            pytest.skip("this PostgreSQL was built without lz4")
+    if not _lz4_available():
+        pytest.skip("this PostgreSQL was built without lz4")
     callback_settings_set(
         organization=tenant_a.organization, url="https://partner.example/cb", enabled=True
     )
