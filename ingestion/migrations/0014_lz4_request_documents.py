@@ -18,18 +18,23 @@ COLUMNS = (
 )
 
 
+def lz4_available(connection) -> bool:
+    """Whether this database is PostgreSQL built with lz4."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+            " WHERE name = 'default_toast_compression'"
+        )
+        return cursor.fetchone()[0]
+
+
 def _compression(method: str):
     def alter(apps, schema_editor):
         connection = schema_editor.connection
-        if connection.vendor != "postgresql":
+        if not lz4_available(connection):
             return
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
-                " WHERE name = 'default_toast_compression'"
-            )
-            if not cursor.fetchone()[0]:
-                return
         quote = connection.ops.quote_name
         for table, column in COLUMNS:
             schema_editor.execute(

@@ -22,16 +22,8 @@ if connection.vendor != "postgresql":
 MIGRATION = importlib.import_module("ingestion.migrations.0014_lz4_request_documents")
 
 
-def _lz4_available() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-        )
-        return cursor.fetchone()[0]
-
-
 def test_the_migration_sets_lz4_on_each_document_column():
-    if not _lz4_available():
+    if not MIGRATION.lz4_available(connection):
         pytest.skip("this PostgreSQL was built without lz4")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -56,7 +48,7 @@ def _compression(model, column: str, **lookup) -> str | None:
 
 
 def test_a_large_requests_documents_are_compressed_with_lz4(api_a, api_b, tenant_a, tenant_b):
-    if not _lz4_available():
+    if not MIGRATION.lz4_available(connection):
         pytest.skip("this PostgreSQL was built without lz4")
     callback_settings_set(
         organization=tenant_a.organization, url="https://partner.example/cb", enabled=True
