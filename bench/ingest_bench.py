@@ -204,12 +204,15 @@ class Run:
         return data
 
 
+Sender = Callable[[int, list[dict]], tuple[bool, str]]
+
+
 def drive(
     target: str,
     scenario: Scenario,
     concurrency: int,
     seconds: float,
-    send: Callable[[int, list[dict]], tuple[bool, str]],
+    send: Sender,
     keys: Keys,
     existing: list[str],
 ) -> Run:
@@ -253,6 +256,23 @@ def drive(
     run.seconds = time.perf_counter() - began
     run.client_cpu_percent = round(100 * (time.process_time() - cpu_before) / run.seconds, 1)
     return run
+
+
+def in_turns(
+    parts: dict[str, Callable[[float], Run]], seconds: float, slices: int
+) -> dict[str, Run]:
+    """Each target's part in turn, `slices` times of `seconds / slices` each, and each
+    target's parts summed: the targets see the host as it is in the same minute (a shared
+    host's speed drifts from one minute to the next)."""
+    runs: dict[str, Run] = {}
+    for _ in range(slices):
+        for target, part in parts.items():
+            ran = part(seconds / slices)
+            if target in runs:
+                runs[target].add(ran)
+            else:
+                runs[target] = ran
+    return runs
 
 
 # --------------------------------------------------------------------------------------
@@ -436,7 +456,7 @@ class KeepAlive:
 
 def endpoint_sender(
     port: int, token: str, config_id: str | None, keep_alive: bool = False, keyed: bool = False
-) -> Callable[[int, list[dict]], tuple[bool, str]]:
+) -> Sender:
     connection = "keep-alive" if keep_alive else "close"
     head = (
         f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {connection}\r\n"
@@ -492,14 +512,12 @@ def ceiling_sender(dsn: str, org_id: int, model_id: int, concurrency: int):
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def destination_switch(env: dict[str, str], organization_id: int, *, on: bool) -> None:
@@ -717,30 +735,26 @@ def main() -> None:
                 keyed=scenario.keyed,
             )
             send_c, close_c = ceiling_sender(dsn, org_id, model_id, concurrency)
-            # The endpoint and the ceiling take turns, `--slices` each, so that both see
-            # the host as it is in the same minute (a shared host's speed drifts).
-            runs: dict[str, Run] = {}
             server_cpu = 0.0
+
+            def part(target: str, sender: Sender) -> Callable[[float], Run]:
+                def run(part_seconds: float) -> Run:
+                    nonlocal server_cpu
+                    cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
+                    ran = drive(target, scenario, concurrency, part_seconds, sender, keys, existing)
+                    ran.db_cpu_seconds = postgres_cpu_seconds() - db_before
+                    if target == "endpoint":
+                        server_cpu += server.cpu_seconds() - cpu_before
+                    return ran
+
+                return run
+
             try:
-                for _ in range(args.slices):
-                    for target, sender in (("endpoint", send), ("ceiling", send_c)):
-                        cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
-                        part = drive(
-                            target,
-                            scenario,
-                            concurrency,
-                            seconds / args.slices,
-                            sender,
-                            keys,
-                            existing,
-                        )
-                        part.db_cpu_seconds = postgres_cpu_seconds() - db_before
-                        if target == "endpoint":
-                            server_cpu += server.cpu_seconds() - cpu_before
-                        if target in runs:
-                            runs[target].add(part)
-                        else:
-                            runs[target] = part
+                runs = in_turns(
+                    {"endpoint": part("endpoint", send), "ceiling": part("ceiling", send_c)},
+                    seconds,
+                    args.slices,
+                )
             finally:
                 close_c()
             endpoint, ceiling = runs["endpoint"], runs["ceiling"]

@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/scale_bench.py --records 1000000 --events 1000000
 
-Creates a scratch database, provisions the bench tenant, starts the server as `make serve`
-does, and measures `create` (50-entry batches, concurrency 4) on the empty tables. Then it
-loads RECORDS records of the bench model and EVENTS user events straight into PostgreSQL
-(COPY; what years of ingestion would leave), analyzes, and measures again: `create`, the
-Read API (a record by key; pages of user events, unfiltered, by eventName, by sourceId,
-and the page after a cursor) and the Console's event log and ingestion log list pages,
-signed in as the tenant's admin. Prints p50/p99 for each.
+Creates two scratch databases of the bench tenant, each with its own server started as
+`make serve` does. One is loaded with RECORDS records of the bench model and EVENTS user
+events straight into PostgreSQL (COPY; what years of ingestion would leave), then vacuumed,
+analyzed and checkpointed, as a running system would have done by then. `create`
+(50-entry batches, concurrency 4) then runs against the two in turns (`--slices`), so that
+both see the host as it is in the same minute, and the ratio of their entries/s is
+printed. Then, on the loaded one: the Read API (a record by key; pages of user events,
+unfiltered, by eventName, by sourceId, and the page after a cursor) and the Console's
+event log and ingestion log list pages, signed in as the tenant's admin, p50/p99 each.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import statistics
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import psycopg
+
+from cdp.identifiers import cdp_ids_generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest_bench as bench  # the same tenant, entries, server and load generator
@@ -44,10 +49,13 @@ def load(dsn: str, org_id: int, model_id: int, config_id: int, records: int, eve
             "COPY cdp_entityrecord (organization_id, data_model_id, key, cdp_id, data, source,"
             " created_at, updated_at) FROM STDIN"
         ) as copy:
+            cdp_ids: list[str] = []
             for n in range(records):
+                if not cdp_ids:  # random, as the endpoint assigns them: spread over the index
+                    cdp_ids = cdp_ids_generate(10_000)
                 data = orjson.dumps(bench.flat(bench.entry(f"STORED-{n}", n, n % 1000))).decode()
                 copy.write_row(
-                    (org_id, model_id, f"STORED-{n}", f"S{n:019d}", data, "bench", "now", "now")
+                    (org_id, model_id, f"STORED-{n}", cdp_ids.pop(), data, "bench", "now", "now")
                 )
         start = time.time() - 365 * 86400
         with cursor.copy(
@@ -88,8 +96,6 @@ def load(dsn: str, org_id: int, model_id: int, config_id: int, records: int, eve
                     )
                 )
         connection.commit()
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("ANALYZE")
 
 
 def timed_gets(connection: http.client.HTTPConnection, paths: list[str], headers: dict) -> dict:
@@ -198,63 +204,120 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of each side")
+    parser.add_argument(
+        "--slices", type=int, default=5, help="the two databases take turns this many times"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    db_name = f"cdp_scale_bench_{os.getpid()}"
-    with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn.replace("postgresql://", "postgres://"),
-        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
-        "SECRET_KEY": "bench-only-secret-key",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CDP_INGEST_RATE_LIMITS": "1000000000/1",
-        "LOG_LEVEL": "WARNING",
-    }
+    name = f"cdp_scale_bench_{os.getpid()}"
     tenant = json.loads(bench.TENANT_FILE.read_text())
     tenant["users"][0]["password"] = PASSWORD
-    tenant_file = Path(f"/tmp/{db_name}-tenant.json")
+    tenant_file = Path(f"/tmp/{name}-tenant.json")
     tenant_file.write_text(json.dumps(tenant))
-    server = bench.Server(env, args.workers, 8, PORT)
+    # Two databases of the same tenant, each with its own server and cache, which take
+    # turns: one stays as the bench leaves it, the other is loaded first.
+    sides = {
+        "empty": Side(f"{name}_empty", PORT + 1, redis_db=5, workers=args.workers),
+        "stored": Side(f"{name}_stored", PORT, redis_db=3, workers=args.workers),
+    }
     out: dict = {"records": args.records, "events": args.events}
     try:
-        bench.manage(env, "migrate", "--verbosity", "0")
-        bench.manage(env, "provision", str(tenant_file), "--json")
-        with psycopg.connect(dsn) as c:
+        for side in sides.values():
+            side.start(tenant_file)
+        stored = sides["stored"]
+        began = time.perf_counter()
+        load(stored.dsn, *stored.ids, args.records, args.events)
+        out["load_seconds"] = round(time.perf_counter() - began, 1)
+        settle([side.dsn for side in sides.values()])
+        keys = bench.Keys()
+        scenario = bench.scenario_of("create")
+
+        def part(side: Side) -> Callable[[float], bench.Run]:
+            send = bench.endpoint_sender(side.port, side.token, None, keep_alive=True)
+            return lambda seconds: bench.drive(side.name, scenario, 4, seconds, send, keys, [])
+
+        runs = bench.in_turns(
+            {name: part(side) for name, side in sides.items()}, args.duration, args.slices
+        )
+        for name, run in runs.items():
+            summary = run.summary()
+            out[f"create, {name} tables"] = {
+                k: summary[k] for k in ("entries_per_s", "p50_ms", "p99_ms", "errors")
+            }
+            with psycopg.connect(sides[name].dsn) as c:
+                (rows,) = c.execute("SELECT count(*) FROM cdp_entityrecord").fetchone()
+            out[f"create, {name} tables"]["records_at_the_end"] = rows
+        out["create ratio stored / empty"] = round(
+            runs["stored"].entries
+            / runs["stored"].seconds
+            / (runs["empty"].entries / runs["empty"].seconds),
+            3,
+        )
+        out.update(measure_reads(stored.port, stored.token, args.records))
+    finally:
+        for side in sides.values():
+            side.stop(keep_db=args.keep_db)
+        tenant_file.unlink(missing_ok=True)
+    print(json.dumps(out, indent=2))
+
+
+class Side:
+    """One database of the bench tenant, served as `make serve` does."""
+
+    def __init__(self, db_name: str, port: int, redis_db: int, workers: int) -> None:
+        self.name = db_name.rsplit("_", 1)[1]
+        self.db_name = db_name
+        self.port = port
+        self.dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
+        cache = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.dsn.replace("postgresql://", "postgres://"),
+            "CACHE_URL": f"{cache}/{redis_db}",
+            "SECRET_KEY": "bench-only-secret-key",
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CDP_INGEST_RATE_LIMITS": "1000000000/1",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.server = bench.Server(self.env, workers, 8, port)
+        self.ids: tuple[int, int, int] = (0, 0, 0)
+        self.token = ""
+
+    def start(self, tenant_file: Path) -> None:
+        with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.db_name}"')
+        bench.manage(self.env, "migrate", "--verbosity", "0")
+        bench.manage(self.env, "provision", str(tenant_file), "--json")
+        with psycopg.connect(self.dsn) as c:
             org_id, model_id = c.execute(
                 "SELECT organization_id, id FROM cdp_datamodel WHERE mom_code = %s",
                 (bench.MOM_CODE,),
             ).fetchone()
             (config_id,) = c.execute("SELECT id FROM journeys_journeyeventconfig").fetchone()
-        server.start()
-        token = bench.token_get(PORT)
-        keys = bench.Keys()
-        send = bench.endpoint_sender(PORT, token, None, keep_alive=True)
-        scenario = bench.scenario_of("create")
-        empty = bench.drive("endpoint", scenario, 4, args.duration, send, keys, []).summary()
-        out["create, empty tables"] = {k: empty[k] for k in ("entries_per_s", "p50_ms", "p99_ms")}
-        began = time.perf_counter()
-        load(dsn, org_id, model_id, config_id, args.records, args.events)
-        out["load_seconds"] = round(time.perf_counter() - began, 1)
-        full = bench.drive("endpoint", scenario, 4, args.duration, send, keys, []).summary()
-        out["create, stored rows"] = {k: full[k] for k in ("entries_per_s", "p50_ms", "p99_ms")}
-        out["create ratio stored / empty"] = round(
-            full["entries_per_s"] / empty["entries_per_s"], 3
-        )
-        out.update(measure_reads(PORT, token, args.records))
-    finally:
-        server.stop()
-        tenant_file.unlink(missing_ok=True)
-        if not args.keep_db:
+        self.ids = (org_id, model_id, config_id)
+        self.server.start()
+        self.token = bench.token_get(self.port)
+
+    def stop(self, keep_db: bool) -> None:
+        self.server.stop()
+        if not keep_db:
             with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    print(json.dumps(out, indent=2))
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+
+def settle(dsns: list[str]) -> None:
+    """What a running system has done by the time it holds what was loaded: VACUUM and
+    ANALYZE (autovacuum: hint bits, the visibility map, statistics) and a checkpoint (the
+    load's dirty pages written out), so that neither falls into the timed turns."""
+    for dsn in dsns:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("VACUUM (ANALYZE)")
+    with psycopg.connect(dsns[0], autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
 
 
 if __name__ == "__main__":
