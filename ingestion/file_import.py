@@ -13,6 +13,10 @@ first pass counts the records and finds those.
 Batches of BATCH_SIZE entries each go through the pipeline with a request id of their
 own, so each is one transaction and one ingestion log row. Re-running a file is safe:
 stored records come back `unchanged`.
+
+On PostgreSQL the import keeps the planner's statistics of the tables it grows true
+enough to plan on, during the import and for the requests that follow it, whatever
+autovacuum does (`_Statistics`).
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from django.db import connection, connections
+from django.db.models import Model
 
 from cdp.errors import ApiError
-from cdp.models import Organization
+from cdp.models import EntityRecord, Organization
 from cdp.schema import CUSTOM_MODEL_OBJECT_TYPE
 from cdp.selectors import organization_models
 from ingestion.import_formats import (
@@ -48,6 +54,7 @@ from ingestion.import_formats import (
     ndjson_count,
     ndjson_records,
 )
+from ingestion.models import DestinationDelivery, RecordHistory
 from ingestion.payload import holds_unstorable_text
 from ingestion.pipeline import (
     IngestLimits,
@@ -58,6 +65,7 @@ from ingestion.pipeline import (
     prepared_restore,
 )
 from journeys.configs import config_resolve
+from journeys.models import UserEvent
 
 # Entries per transaction: large, so that the database does bulk work; no cap on the
 # events of a batch (the API's cap is for one client request).
@@ -106,6 +114,9 @@ class ImportStats:
     events_generated: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
+    # Rows inserted or changed, per table; the tables analyzed at the end.
+    rows_written: Counter[type[Model]] = field(default_factory=Counter)
+    analyzed: list[str] = field(default_factory=list)
 
     @property
     def elapsed(self) -> float:
@@ -254,10 +265,88 @@ def records_import(
         je_config_id=je_config_id,
         batch_size=batch_size,
     )
-    with reader as batches, _BatchWriter(stats, on_reject, on_progress, writers=writers) as out:
+    statistics = _Statistics()
+    with (
+        reader as batches,
+        _BatchWriter(stats, on_reject, on_progress, statistics, writers=writers) as out,
+    ):
         for batch in batches:
             out.put(batch)
+    stats.analyzed = statistics.finish()
     return stats
+
+
+class _Statistics:
+    """Keeps the planner's counts of the tables an import writes true enough to plan on
+    (PostgreSQL; nothing elsewhere, whose planners keep no such counts unless asked).
+
+    PostgreSQL plans on the rows a table's last ANALYZE counted per page, times its pages
+    now. An import that makes a table many times larger leaves the planner with old value
+    distributions until autovacuum's next round, or for good where autovacuum is off; and
+    a table analyzed while it had pages but no rows (emptied, say) reads as empty however
+    much it grows: its lookups by key can then take the primary key and filter the whole
+    tenant's rows, the import's own reads included (docs/decisions.md, "Imports analyze
+    what they grew"). So:
+
+    - after the first batch that writes a table, the table is analyzed if its statistics
+      read as empty with pages (`batch_written`): one look at pg_class per table;
+    - at the end, each table whose rows written since its last ANALYZE exceed
+      autovacuum's own threshold for it (`autovacuum_analyze_threshold` +
+      `autovacuum_analyze_scale_factor` × the rows its statistics count; a table never
+      analyzed counts none) is analyzed (`finish`): what autovacuum would do at its next
+      round, done before the import returns.
+    """
+
+    def __init__(self) -> None:
+        self.active = connection.vendor == "postgresql"
+        self.written: Counter[str] = Counter()  # rows, per table, since it was last analyzed
+        self.looked_at: set[str] = set()
+        self.analyzed: list[str] = []
+
+    def batch_written(self, rows_written: Mapping[type[Model], int]) -> None:
+        if not self.active:
+            return
+        tables = {model._meta.db_table: rows for model, rows in rows_written.items() if rows}
+        self.written.update(tables)
+        first = sorted(set(tables) - self.looked_at)
+        if not first:
+            return
+        self.looked_at.update(first)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[])"
+                " AND reltuples = 0 AND relpages > 0 ORDER BY relname",
+                [first],
+            )
+            for (table,) in cursor.fetchall():
+                self._analyze(cursor, table)
+
+    def finish(self) -> list[str]:
+        """Analyze what the import grew past autovacuum's threshold; every table analyzed
+        during the import, in order."""
+        written = {table: rows for table, rows in self.written.items() if rows}
+        if not self.active or not written:
+            return self.analyzed
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, greatest(reltuples, 0)"
+                " * current_setting('autovacuum_analyze_scale_factor')::float8"
+                " + current_setting('autovacuum_analyze_threshold')::int"
+                " FROM pg_class WHERE oid = ANY(%s::regclass[]) ORDER BY relname",
+                [sorted(written)],
+            )
+            for table, threshold in cursor.fetchall():
+                if written[table] > threshold:
+                    self._analyze(cursor, table)
+        return self.analyzed
+
+    def _analyze(self, cursor: Any, table: str) -> None:
+        began = time.monotonic()
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        self.written[table] = 0
+        if table not in self.analyzed:
+            self.analyzed.append(table)
+        logger.info("Analyzed %s for the planner (%.2f s)", table, time.monotonic() - began)
 
 
 @dataclass(frozen=True)
@@ -468,6 +557,7 @@ class _Written:
     unchanged: int = 0
     failed: int = 0
     events_generated: int = 0
+    rows_written: Counter[type[Model]] = field(default_factory=Counter)
 
 
 _DONE = None
@@ -492,10 +582,12 @@ class _BatchWriter:
         stats: ImportStats,
         on_reject: Callable[[Reject], None],
         on_progress: Callable[[ImportStats], None] | None,
+        statistics: _Statistics,
         *,
         writers: int = WRITERS,
     ) -> None:
         self.stats, self.on_reject, self.on_progress = stats, on_reject, on_progress
+        self.statistics = statistics
         self.threaded = not connection.in_atomic_block
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=writers)
         self.error: BaseException | None = None
@@ -597,6 +689,14 @@ class _BatchWriter:
             unchanged=log.unchanged,
             failed=log.failed,
             events_generated=log.events_generated,
+            rows_written=Counter(
+                {
+                    EntityRecord: log.created + log.updated,
+                    UserEvent: len(plan.events),
+                    RecordHistory: len(plan.history),
+                    DestinationDelivery: len(plan.deliveries),
+                }
+            ),
         )
 
     def _report(self, batch: _Batch, written: _Written) -> None:
@@ -609,6 +709,8 @@ class _BatchWriter:
         stats.updated += written.updated
         stats.unchanged += written.unchanged
         stats.events_generated += written.events_generated
+        stats.rows_written.update(written.rows_written)
+        self.statistics.batch_written(written.rows_written)
         stats.processed += batch.size
         stats.batches += 1
         if self.on_progress is not None:

@@ -195,6 +195,8 @@ def _summary(
         f"{stats.unchanged:,}, failed {stats.failed:,}; user events generated "
         f"{stats.events_generated:,}.",
     ]
+    if stats.analyzed:
+        lines.append(f"  Statistics refreshed (ANALYZE): {', '.join(stats.analyzed)}.")
     if rejects.count:
         lines.append(f"  {rejects.count:,} rejected records written to {rejects.path}.")
     return "\n".join(lines)
