@@ -114,7 +114,7 @@ class ImportStats:
     events_generated: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
-    # Rows inserted or changed, per table; the tables analyzed at the end.
+    # Rows inserted or changed, per table; the tables analyzed during the import.
     rows_written: Counter[type[Model]] = field(default_factory=Counter)
     analyzed: list[str] = field(default_factory=list)
 
@@ -691,7 +691,8 @@ class _BatchWriter:
             events_generated=log.events_generated,
             rows_written=Counter(
                 {
-                    EntityRecord: log.created + log.updated,
+                    # (`log.created` counts a `user-event` import's events, not records.)
+                    EntityRecord: sum(1 for row in plan.records if row.created or row.dirty),
                     UserEvent: len(plan.events),
                     RecordHistory: len(plan.history),
                     DestinationDelivery: len(plan.deliveries),

@@ -11,6 +11,7 @@ from django.db import connection
 
 from cdp.models import EntityRecord
 from ingestion.file_import import records_import
+from journeys.models import UserEvent
 from journeys.services import journey_event_config_create
 from journeys.user_event_settings import UserEventSettings
 from tests.ops.test_import_records import run, write_ndjson
@@ -161,3 +162,31 @@ def test_elsewhere_nothing_is_analyzed(tmp_path, tenant_a):
 
     assert (stats.created, stats.analyzed) == (80, [])
     assert stats.rows_written[EntityRecord] == 80
+
+
+def test_a_user_event_import_counts_events_not_records(tmp_path, tenant_a):
+    entries = [
+        {
+            "source": "PurchaseOrder",
+            "sourceId": f"PO-{i}",
+            "channel": "Online",
+            "eventCtg": "Transaction",
+            "eventName": "purchase",
+            "eventAt": 1_700_000_000_000 + i,
+        }
+        for i in range(12)
+    ]
+    rejects: list = []
+
+    stats = records_import(
+        organization=tenant_a.organization,
+        path=write_ndjson(tmp_path / "events.ndjson", entries),
+        file_format="ndjson",
+        object_type="user-event",
+        source="import",
+        on_reject=rejects.append,
+    )
+
+    assert (stats.created, rejects) == (12, [])
+    assert (stats.rows_written[EntityRecord], stats.rows_written[UserEvent]) == (0, 12)
+    assert UserEvent.objects.filter(organization=tenant_a.organization).count() == 12
