@@ -16,6 +16,7 @@ event log and ingestion log list pages, signed in as the tenant's admin, p50/p99
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -150,7 +151,21 @@ def console_session(port: int) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 
 
-def measure_reads(port: int, token: str, records: int) -> dict:
+def deep_cursor(dsn: str) -> str:
+    """The cursor of the event halfway down the tenant's log, as the Read API writes it
+    (base64url of "ISO time|id"; opaque to clients), to page from there."""
+    with psycopg.connect(dsn) as c:
+        (count,) = c.execute("SELECT count(*) FROM journeys_userevent").fetchone()
+        at, pk = c.execute(
+            "SELECT event_at, id FROM journeys_userevent ORDER BY event_at DESC, id DESC"
+            " OFFSET %s LIMIT 1",
+            (count // 2,),
+        ).fetchone()
+    raw = f"{at.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def measure_reads(port: int, token: str, records: int, dsn: str) -> dict:
     api = {"TOKEN": token, "API_KEY": bench.API_KEY}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     rng = random.Random(7)
@@ -185,6 +200,11 @@ def measure_reads(port: int, token: str, records: int) -> dict:
     cursor = json.loads(connection.getresponse().read())["next"]
     results["user events, page after a cursor"] = timed_gets(
         connection, [f"/dhub-i/api/v1.0/user-events?limit=50&cursor={cursor}"] * 200, api
+    )
+    results["user events, a page halfway down"] = timed_gets(
+        connection,
+        [f"/dhub-i/api/v1.0/user-events?limit=50&cursor={deep_cursor(dsn)}"] * 200,
+        api,
     )
     console = console_session(port)
     events_page = "/console/journeys/userevent/"
@@ -256,7 +276,7 @@ def main() -> None:
             / (runs["empty"].entries / runs["empty"].seconds),
             3,
         )
-        out.update(measure_reads(stored.port, stored.token, args.records))
+        out.update(measure_reads(stored.port, stored.token, args.records, stored.dsn))
     finally:
         for side in sides.values():
             side.stop(keep_db=args.keep_db)
