@@ -71,17 +71,8 @@ def main() -> None:
     args = parser.parse_args()
 
     db_name = f"cdp_import_bench_{os.getpid()}"
-    with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn.replace("postgresql://", "postgres://"),
-        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
-        "SECRET_KEY": "bench-only-secret-key",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    dsn = bench.scratch_database(db_name)
+    env = bench.server_env(dsn)
     path = ROOT / "bench" / "results" / f"import-{args.records}.ndjson"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

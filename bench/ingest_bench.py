@@ -511,6 +511,33 @@ def ceiling_sender(dsn: str, org_id: int, model_id: int, concurrency: int):
 # --------------------------------------------------------------------------------------
 
 
+# A Redis URL with its database number; the scale bench also uses database 5 of it.
+CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3")
+
+
+def scratch_database(db_name: str) -> str:
+    """Create a database for one bench run; its DSN."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db_name}"')
+    return ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
+
+
+def server_env(dsn: str, cache_url: str = CACHE_URL) -> dict[str, str]:
+    """The environment the benches run `manage.py` and the server in: production settings
+    on the scratch database, without the per-key rate limits (the benches measure
+    throughput)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn.replace("postgresql://", "postgres://"),
+        "CACHE_URL": cache_url,
+        "SECRET_KEY": "bench-only-secret-key",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CDP_INGEST_RATE_LIMITS": "1000000000/1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
@@ -669,20 +696,8 @@ def main() -> None:
     args = parser.parse_args()
 
     db_name = f"cdp_bench_{os.getpid()}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn.replace("postgresql://", "postgres://"),
-        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/3"),
-        "SECRET_KEY": "bench-only-secret-key",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        # The bench measures throughput, not the per-key limits.
-        "CDP_INGEST_RATE_LIMITS": "1000000000/1",
-        "LOG_LEVEL": "WARNING",
-    }
+    dsn = scratch_database(db_name)
+    env = server_env(dsn)
     server = Server(env, args.workers, args.threads, args.port)
     results: dict[str, Any] = {
         "machine": machine(),

@@ -232,16 +232,16 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    name = f"cdp_scale_bench_{os.getpid()}"
+    prefix = f"cdp_scale_bench_{os.getpid()}"
     tenant = json.loads(bench.TENANT_FILE.read_text())
     tenant["users"][0]["password"] = PASSWORD
-    tenant_file = Path(f"/tmp/{name}-tenant.json")
+    tenant_file = Path(f"/tmp/{prefix}-tenant.json")
     tenant_file.write_text(json.dumps(tenant))
     # Two databases of the same tenant, each with its own server and cache, which take
     # turns: one stays as the bench leaves it, the other is loaded first.
     sides = {
-        "empty": Side(f"{name}_empty", PORT + 1, redis_db=5, workers=args.workers),
-        "stored": Side(f"{name}_stored", PORT, redis_db=3, workers=args.workers),
+        "empty": Side(f"{prefix}_empty", PORT + 1, redis_db=5, workers=args.workers),
+        "stored": Side(f"{prefix}_stored", PORT, redis_db=3, workers=args.workers),
     }
     out: dict = {"records": args.records, "events": args.events}
     try:
@@ -262,20 +262,17 @@ def main() -> None:
         runs = bench.in_turns(
             {name: part(side) for name, side in sides.items()}, args.duration, args.slices
         )
+        rates = {}
         for name, run in runs.items():
             summary = run.summary()
-            out[f"create, {name} tables"] = {
-                k: summary[k] for k in ("entries_per_s", "p50_ms", "p99_ms", "errors")
-            }
+            rates[name] = summary["entries_per_s"]
             with psycopg.connect(sides[name].dsn) as c:
                 (rows,) = c.execute("SELECT count(*) FROM cdp_entityrecord").fetchone()
-            out[f"create, {name} tables"]["records_at_the_end"] = rows
-        out["create ratio stored / empty"] = round(
-            runs["stored"].entries
-            / runs["stored"].seconds
-            / (runs["empty"].entries / runs["empty"].seconds),
-            3,
-        )
+            out[f"create, {name} tables"] = {
+                **{k: summary[k] for k in ("entries_per_s", "p50_ms", "p99_ms", "errors")},
+                "records_at_the_end": rows,
+            }
+        out["create ratio stored / empty"] = round(rates["stored"] / rates["empty"], 3)
         out.update(measure_reads(stored.port, stored.token, args.records, stored.dsn))
     finally:
         for side in sides.values():
@@ -292,24 +289,13 @@ class Side:
         self.db_name = db_name
         self.port = port
         self.dsn = bench.ADMIN_DSN.rsplit("/", 1)[0] + f"/{db_name}"
-        cache = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": self.dsn.replace("postgresql://", "postgres://"),
-            "CACHE_URL": f"{cache}/{redis_db}",
-            "SECRET_KEY": "bench-only-secret-key",
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "CDP_INGEST_RATE_LIMITS": "1000000000/1",
-            "LOG_LEVEL": "WARNING",
-        }
+        self.env = bench.server_env(self.dsn, bench.CACHE_URL.rsplit("/", 1)[0] + f"/{redis_db}")
         self.server = bench.Server(self.env, workers, 8, port)
         self.ids: tuple[int, int, int] = (0, 0, 0)
         self.token = ""
 
     def start(self, tenant_file: Path) -> None:
-        with psycopg.connect(bench.ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{self.db_name}"')
+        bench.scratch_database(self.db_name)
         bench.manage(self.env, "migrate", "--verbosity", "0")
         bench.manage(self.env, "provision", str(tenant_file), "--json")
         with psycopg.connect(self.dsn) as c:

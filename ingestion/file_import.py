@@ -265,7 +265,7 @@ def records_import(
         je_config_id=je_config_id,
         batch_size=batch_size,
     )
-    statistics = _Statistics()
+    statistics = _Statistics(stats.rows_written)
     with (
         reader as batches,
         _BatchWriter(stats, on_reject, on_progress, statistics, writers=writers) as out,
@@ -297,35 +297,37 @@ class _Statistics:
       round, done before the import returns.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, written: Counter[type[Model]]) -> None:
         self.active = connection.vendor == "postgresql"
-        self.written: Counter[str] = Counter()  # rows, per table, since it was last analyzed
-        self.looked_at: set[str] = set()
+        self.written = written  # the import's rows so far, per table (ImportStats)
+        self.at_analyze: Counter[type[Model]] = Counter()  # `written` when last analyzed
+        self.looked_at: set[type[Model]] = set()
         self.analyzed: list[str] = []
 
-    def batch_written(self, rows_written: Mapping[type[Model], int]) -> None:
+    def batch_written(self, batch: Mapping[type[Model], int]) -> None:
         if not self.active:
             return
-        tables = {model._meta.db_table: rows for model, rows in rows_written.items() if rows}
-        self.written.update(tables)
-        first = sorted(set(tables) - self.looked_at)
+        first = {
+            m._meta.db_table: m for m, rows in batch.items() if rows and m not in self.looked_at
+        }
         if not first:
             return
-        self.looked_at.update(first)
+        self.looked_at.update(first.values())
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[])"
                 " AND reltuples = 0 AND relpages > 0 ORDER BY relname",
-                [first],
+                [sorted(first)],
             )
             for (table,) in cursor.fetchall():
-                self._analyze(cursor, table)
+                self._analyze(cursor, first[table])
 
     def finish(self) -> list[str]:
         """Analyze what the import grew past autovacuum's threshold; every table analyzed
         during the import, in order."""
-        written = {table: rows for table, rows in self.written.items() if rows}
-        if not self.active or not written:
+        since = {m: rows - self.at_analyze[m] for m, rows in self.written.items()}
+        grown = {m._meta.db_table: m for m, rows in since.items() if rows > 0}
+        if not self.active or not grown:
             return self.analyzed
         with connection.cursor() as cursor:
             cursor.execute(
@@ -333,17 +335,18 @@ class _Statistics:
                 " * current_setting('autovacuum_analyze_scale_factor')::float8"
                 " + current_setting('autovacuum_analyze_threshold')::int"
                 " FROM pg_class WHERE oid = ANY(%s::regclass[]) ORDER BY relname",
-                [sorted(written)],
+                [sorted(grown)],
             )
             for table, threshold in cursor.fetchall():
-                if written[table] > threshold:
-                    self._analyze(cursor, table)
+                if since[grown[table]] > threshold:
+                    self._analyze(cursor, grown[table])
         return self.analyzed
 
-    def _analyze(self, cursor: Any, table: str) -> None:
+    def _analyze(self, cursor: Any, model: type[Model]) -> None:
+        table = model._meta.db_table
         began = time.monotonic()
         cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
-        self.written[table] = 0
+        self.at_analyze[model] = self.written[model]
         if table not in self.analyzed:
             self.analyzed.append(table)
         logger.info("Analyzed %s for the planner (%.2f s)", table, time.monotonic() - began)

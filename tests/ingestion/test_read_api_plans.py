@@ -28,15 +28,14 @@ def _events_page_sql(client, tenant, token, **params) -> tuple[dict, str]:
 
 def _index_scan(sql: str) -> str:
     """The plan of `sql` with index scans as the only way in (the test's tables are too
-    small for the planner to prefer them on its own)."""
+    small for the planner to prefer them on its own); the settings last until the test's
+    transaction ends."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute(f"EXPLAIN (COSTS OFF) {sql}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
-    return plan
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def test_the_page_after_a_cursor_starts_the_index_scan_at_the_cursor(
