@@ -8,6 +8,7 @@ the server as `make serve` starts it, over raw sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.client
 import json
 import socket
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 import pytest
+from gunicorn.app.base import Application
 
 from cdp.asgi import RequestGuard
 from cdp.models import EntityRecord
@@ -24,6 +26,36 @@ from tests.served import Server, served
 
 INGEST = "/dhub-i/api/v1.0/ingest"
 AUTHEN = "/api/accounts/authen"
+
+
+# --- the server's configuration --------------------------------------------------------------
+
+
+class ShippedConfig(Application):
+    """gunicorn's configuration as `make serve` loads it from gunicorn.conf.py."""
+
+    def load_config(self) -> None:
+        self.load_config_from_file("gunicorn.conf.py")
+
+    def load(self) -> None:  # pragma: no cover - never run, the test starts no server
+        raise AssertionError("not served")
+
+
+def test_the_master_freezes_the_imported_heap_and_workers_collect_the_young_less_often():
+    cfg = ShippedConfig().cfg
+    thresholds = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        cfg.when_ready(None)  # the master, before the first fork
+        frozen = gc.get_freeze_count()
+        cfg.post_fork(None, None)  # each worker
+        assert gc.get_threshold() == (10_000, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    # This process has Django and the apps imported, as the master has before it forks.
+    assert frozen > 50_000
+    assert gc.get_freeze_count() == 0
 
 
 # --- the guard, on its own ------------------------------------------------------------------
