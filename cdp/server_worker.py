@@ -1,8 +1,221 @@
-"""The gunicorn worker `make serve` runs (gunicorn.conf.py): uvicorn's, tuned for cdp/asgi.py."""
+"""The gunicorn worker `make serve` runs (gunicorn.conf.py): uvicorn's, tuned for
+cdp/asgi.py, on an event loop that leaves new connections to the least busy worker.
 
+Every worker waits on the one listening socket gunicorn opened, and the kernel wakes them
+all when a connection arrives. uvloop's own server then accepts every pending connection
+at once, so the worker that woke first took all that had arrived together: four clients
+connecting at once were often shared 3:1 or 4:0 between two workers, and the busier one
+ran their requests on one core's worth of interpreter while the other had little to do.
+
+`BalancedLoop` accepts them itself, one per wake-up, and only in a worker that holds no
+more connections than any other: each worker publishes how many it holds in a table the
+master allocated before forking (`Workers`). A busier worker leaves the connection in the
+queue for the others, and takes it after `ACCEPT_WAIT_S` if nobody did (a worker that is
+slow to wake, or stuck); nothing is refused (docs/decisions.md, "Connections shared among
+the workers").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import multiprocessing
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvloop
 from uvicorn_worker import UvicornWorker
+
+logger = logging.getLogger("cdp.server")
+
+# How long a busier worker leaves a new connection to the others.
+ACCEPT_WAIT_S = 0.005
+# Out of file descriptors or memory: wait this long before accepting again, as asyncio's
+# own servers do, rather than spin on a socket that stays readable.
+ACCEPT_PAUSE_S = 1.0
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Workers:
+    """The connections each worker holds, in memory shared by the master's children: one
+    slot per live worker (pid, count). A slot whose process is gone is free again."""
+
+    SLOTS = 64
+
+    def __init__(self) -> None:
+        self.pids = multiprocessing.RawArray("q", self.SLOTS)
+        self.held = multiprocessing.RawArray("q", self.SLOTS)
+        self.lock = multiprocessing.Lock()
+
+    def claim(self, pid: int) -> int | None:
+        """A slot for `pid` (a worker, just forked), or None if all are taken."""
+        with self.lock:
+            for slot in range(self.SLOTS):
+                if self.pids[slot] == 0 or not _alive(self.pids[slot]):
+                    self.pids[slot], self.held[slot] = pid, 0
+                    return slot
+        return None
+
+    def least_other(self, slot: int) -> int | None:
+        """The fewest connections another live worker holds (None: no other worker)."""
+        least = None
+        for other in range(self.SLOTS):
+            pid = self.pids[other]
+            if other == slot or pid == 0:
+                continue
+            held = self.held[other]
+            if least is None or held < least:
+                if not _alive(pid):  # gone without its slot being freed: free it
+                    self.pids[other] = 0
+                    continue
+                least = held
+        return least
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Allocated on import: gunicorn's master imports the worker class before it forks.
+WORKERS = Workers()
+_slot: int | None = None  # this process's slot, once it is a worker
+
+
+class BalancedListener:
+    """Accepts a listening socket's connections for one worker's loop; what uvicorn
+    needs of a server (`close`, `wait_closed`)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], Any],
+        sock: Any,
+        *,
+        workers: Workers = WORKERS,
+        slot: int | None = None,
+    ) -> None:
+        self.loop = loop
+        self.protocol_factory = protocol_factory
+        self.sock = sock
+        self.workers = workers
+        self.slot = _slot if slot is None else slot
+        self.held = 0
+        self.handshakes: set[asyncio.Task[None]] = set()  # held until done (asyncio's rule)
+        self.waiting = False
+        self.closed = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _count(self, change: int) -> None:
+        self.held += change
+        if self.slot is not None:
+            self.workers.held[self.slot] = self.held
+
+    def _readable(self) -> None:
+        least = None if self.slot is None else self.workers.least_other(self.slot)
+        if least is None or self.held <= least:
+            self._accept()
+            return
+        # A less busy worker is there to take it: stop listening meanwhile (the socket
+        # stays readable for the others), and take it after the wait if nobody did.
+        self.loop.remove_reader(self.sock.fileno())
+        self.waiting = True
+        self.loop.call_later(ACCEPT_WAIT_S, self._resume)
+
+    def _resume(self) -> None:
+        self.waiting = False
+        if self.closed:
+            return
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self._accept()
+
+    def _accept(self) -> None:
+        """Accept one connection, unless another worker took it first. One per wake-up:
+        the next finds this worker holding one more, and decides again."""
+        while True:
+            try:
+                conn, _address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # another worker took it, or nothing is left
+            except ConnectionAbortedError:
+                continue  # the client gave up while it waited: the next one
+            except OSError as error:
+                if error.errno not in _EXHAUSTED:
+                    raise
+                logger.error("Accepting connections paused for %ss: %s", ACCEPT_PAUSE_S, error)
+                if not self.waiting:
+                    self.loop.remove_reader(self.sock.fileno())
+                    self.waiting = True
+                    self.loop.call_later(ACCEPT_PAUSE_S, self._resume)
+                return
+            conn.setblocking(False)
+            self._count(+1)
+            task = self.loop.create_task(self._serve(conn))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
+            return
+
+    async def _serve(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(self._protocol, conn)
+        except OSError:
+            conn.close()
+            self._count(-1)
+
+    def _protocol(self) -> Any:
+        """uvicorn's protocol for a connection, which counts itself out when it closes."""
+        protocol = self.protocol_factory()
+        connection_lost = protocol.connection_lost
+
+        def lost(exc: Exception | None) -> None:
+            self._count(-1)
+            connection_lost(exc)
+
+        protocol.connection_lost = lost
+        return protocol
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.waiting:
+            self.loop.remove_reader(self.sock.fileno())
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+class BalancedLoop(uvloop.Loop):
+    """uvloop, except that servers on an inherited socket accept through
+    `BalancedListener`. uvicorn calls this loop's `create_server` once per socket."""
+
+    async def create_server(
+        self, protocol_factory: Callable[[], Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        sock = kwargs.get("sock")
+        if sock is None or args or kwargs.get("ssl") is not None:
+            return await super().create_server(protocol_factory, *args, **kwargs)
+        return BalancedListener(self, protocol_factory, sock)
 
 
 class Worker(UvicornWorker):
-    # uvloop and httptools (C parsers); Django has no lifespan protocol to run.
-    CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools", "lifespan": "off"}
+    # httptools (a C parser) on BalancedLoop; Django has no lifespan protocol to run.
+    CONFIG_KWARGS = {
+        "loop": "cdp.server_worker:BalancedLoop",
+        "http": "httptools",
+        "lifespan": "off",
+    }
+
+    def init_process(self) -> None:
+        global _slot
+        _slot = WORKERS.claim(os.getpid())
+        super().init_process()
