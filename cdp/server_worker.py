@@ -48,6 +48,7 @@ class Workers:
     def __init__(self) -> None:
         self.pids = multiprocessing.RawArray("q", self.SLOTS)
         self.held = multiprocessing.RawArray("q", self.SLOTS)
+        self.used = multiprocessing.RawValue("q", 0)  # slots ever claimed: the scan's end
         self.lock = multiprocessing.Lock()
 
     def claim(self, pid: int) -> int | None:
@@ -56,17 +57,19 @@ class Workers:
             for slot in range(self.SLOTS):
                 if self.pids[slot] == 0 or not _alive(self.pids[slot]):
                     self.pids[slot], self.held[slot] = pid, 0
+                    self.used.value = max(self.used.value, slot + 1)
                     return slot
         return None
 
     def least_other(self, slot: int) -> int | None:
         """The fewest connections another live worker holds (None: no other worker)."""
+        used = self.used.value
+        pids, counts = self.pids[:used], self.held[:used]
         least = None
-        for other in range(self.SLOTS):
-            pid = self.pids[other]
+        for other, pid in enumerate(pids):
             if other == slot or pid == 0:
                 continue
-            held = self.held[other]
+            held = counts[other]
             if least is None or held < least:
                 if not _alive(pid):  # gone without its slot being freed: free it
                     self.pids[other] = 0
@@ -113,6 +116,8 @@ class BalancedListener:
         self.waiting = False
         self.closed = False
         sock.setblocking(False)
+        # What socket.accept() would look up (as enums) for every connection, once.
+        self.family, self.type, self.proto = int(sock.family), int(sock.type), sock.proto
         loop.add_reader(sock.fileno(), self._readable)
 
     def _count(self, change: int) -> None:
@@ -143,7 +148,7 @@ class BalancedListener:
         the next finds this worker holding one more, and decides again."""
         while True:
             try:
-                conn, _address = self.sock.accept()
+                fd, _address = self.sock._accept()
             except (BlockingIOError, InterruptedError):
                 return  # another worker took it, or nothing is left
             except ConnectionAbortedError:
@@ -157,6 +162,7 @@ class BalancedListener:
                     self.waiting = True
                     self.loop.call_later(ACCEPT_PAUSE_S, self._resume)
                 return
+            conn = socket.socket(self.family, self.type, self.proto, fileno=fd)
             conn.setblocking(False)
             self._count(+1)
             task = self.loop.create_task(self._serve(conn))

@@ -50,7 +50,7 @@ def listening() -> Iterator[socket.socket]:
 def workers() -> Workers:
     """This process in slot ME; a live process (the test's parent) in slot OTHER."""
     table = Workers()
-    table.pids[ME], table.pids[OTHER] = os.getpid(), os.getppid()
+    assert (table.claim(os.getpid()), table.claim(os.getppid())) == (ME, OTHER)
     return table
 
 
