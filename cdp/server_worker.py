@@ -214,10 +214,13 @@ class BalancedLoop(uvloop.Loop):
 
 
 class Worker(UvicornWorker):
-    # httptools (a C parser) on BalancedLoop; Django has no lifespan protocol to run.
+    # httptools (a C parser) on BalancedLoop; Django has no lifespan protocol to run, and
+    # cdp no WebSocket: an upgrade would also swap the protocol that counts a connection
+    # out when it closes.
     CONFIG_KWARGS = {
         "loop": "cdp.server_worker:BalancedLoop",
         "http": "httptools",
+        "ws": "none",
         "lifespan": "off",
     }
 
