@@ -10,6 +10,7 @@ usual (DATABASE_URL, CACHE_URL, SECRET_KEY, ...).
 
 import gc
 import os
+from typing import Any
 
 wsgi_app = "cdp.asgi:application"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -58,3 +59,11 @@ def when_ready(server: object) -> None:
 
 def post_fork(server: object, worker: object) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """In the master, once a worker has exited: its slot in the table of connections per
+    worker (cdp/server_worker.py) is free."""
+    from cdp.server_worker import WORKERS
+
+    WORKERS.release(worker.pid)

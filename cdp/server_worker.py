@@ -61,6 +61,14 @@ class Workers:
                     return slot
         return None
 
+    def release(self, pid: int) -> None:
+        """Free the slot of `pid`, a worker that has exited (the master's `child_exit`),
+        before its pid can be another process's."""
+        with self.lock:
+            for slot in range(self.used.value):
+                if self.pids[slot] == pid:
+                    self.pids[slot], self.held[slot] = 0, 0
+
     def least_other(self, slot: int) -> int | None:
         """The fewest connections another live worker holds (None: no other worker)."""
         used = self.used.value

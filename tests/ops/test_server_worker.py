@@ -7,16 +7,19 @@ slot the test fills in, so what each step accepted is exact."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cdp import server_worker
 from cdp.server_worker import BalancedListener, BalancedLoop, Workers
+from tests.served import served
 
 ME, OTHER = 0, 1
 
@@ -220,3 +223,50 @@ def test_a_closed_listener_accepts_nothing_more_even_while_it_waited(
     (other,) = queued(listening, 1)  # still queued: the listening socket is gunicorn's
     assert other.getpeername() == late.getsockname()
     close(*held, late, other)
+
+
+def test_the_master_frees_an_exited_worker_s_slot():
+    from cdp.server_worker import WORKERS
+    from tests.ops.test_production_server import ShippedConfig
+
+    class Exited:
+        pid = 999_999_999  # no such process: its slot is claimed here as if it lived
+
+    slot = WORKERS.claim(os.getpid())
+    try:
+        WORKERS.pids[slot], WORKERS.held[slot] = Exited.pid, 3
+        ShippedConfig().cfg.child_exit(None, Exited())  # gunicorn.conf.py's hook
+        assert (WORKERS.pids[slot], WORKERS.held[slot]) == (0, 0)
+    finally:
+        WORKERS.release(os.getpid())
+
+
+def worker_connections(master: int, port: int) -> list[int]:
+    """Each gunicorn worker's established connections on `port`, from /proc."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])  # the socket's inode
+    counts = []
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        counts.append(len(inodes & established))
+    return counts
+
+
+def test_the_served_workers_share_kept_alive_connections_evenly():
+    with served(WEB_CONCURRENCY="2") as server:
+        clients = []
+        for _ in range(4):  # one after another, each kept alive after its answer
+            client = socket.create_connection((server.host, server.port), timeout=5)
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            clients.append(client)
+        assert sorted(worker_connections(server.process.pid, server.port)) == [2, 2]
+        close(*clients)
