@@ -101,6 +101,19 @@ WORKERS = Workers()
 _slot: int | None = None  # this process's slot, once it is a worker
 
 
+class Held:
+    """The connections one worker holds, over all its listening sockets (gunicorn binds
+    one per address), published in its slot."""
+
+    def __init__(self, workers: Workers, slot: int | None) -> None:
+        self.workers, self.slot, self.count = workers, slot, 0
+
+    def change(self, by: int) -> None:
+        self.count += by
+        if self.slot is not None:
+            self.workers.held[self.slot] = self.count
+
+
 class BalancedListener:
     """Accepts a listening socket's connections for one worker's loop; what uvicorn
     needs of a server (`close`, `wait_closed`)."""
@@ -113,13 +126,14 @@ class BalancedListener:
         *,
         workers: Workers = WORKERS,
         slot: int | None = None,
+        held: Held | None = None,
     ) -> None:
         self.loop = loop
         self.protocol_factory = protocol_factory
         self.sock = sock
         self.workers = workers
         self.slot = _slot if slot is None else slot
-        self.held = 0
+        self.worker = held or Held(workers, self.slot)
         self.handshakes: set[asyncio.Task[None]] = set()  # held until done (asyncio's rule)
         self.waiting = False
         self.closed = False
@@ -128,10 +142,9 @@ class BalancedListener:
         self.family, self.type, self.proto = int(sock.family), int(sock.type), sock.proto
         loop.add_reader(sock.fileno(), self._readable)
 
-    def _count(self, change: int) -> None:
-        self.held += change
-        if self.slot is not None:
-            self.workers.held[self.slot] = self.held
+    @property
+    def held(self) -> int:
+        return self.worker.count
 
     def _readable(self) -> None:
         least = None if self.slot is None else self.workers.least_other(self.slot)
@@ -172,7 +185,7 @@ class BalancedListener:
                 return
             conn = socket.socket(self.family, self.type, self.proto, fileno=fd)
             conn.setblocking(False)
-            self._count(+1)
+            self.worker.change(+1)
             task = self.loop.create_task(self._serve(conn))
             self.handshakes.add(task)
             task.add_done_callback(self.handshakes.discard)
@@ -183,7 +196,7 @@ class BalancedListener:
             await self.loop.connect_accepted_socket(self._protocol, conn)
         except OSError:
             conn.close()
-            self._count(-1)
+            self.worker.change(-1)
 
     def _protocol(self) -> Any:
         """uvicorn's protocol for a connection, which counts itself out when it closes."""
@@ -191,7 +204,7 @@ class BalancedListener:
         connection_lost = protocol.connection_lost
 
         def lost(exc: Exception | None) -> None:
-            self._count(-1)
+            self.worker.change(-1)
             connection_lost(exc)
 
         protocol.connection_lost = lost
@@ -218,7 +231,9 @@ class BalancedLoop(uvloop.Loop):
         sock = kwargs.get("sock")
         if sock is None or args or kwargs.get("ssl") is not None:
             return await super().create_server(protocol_factory, *args, **kwargs)
-        return BalancedListener(self, protocol_factory, sock)
+        if not hasattr(self, "worker_held"):
+            self.worker_held = Held(WORKERS, _slot)  # this worker's, for all its sockets
+        return BalancedListener(self, protocol_factory, sock, held=self.worker_held)
 
 
 class Worker(UvicornWorker):

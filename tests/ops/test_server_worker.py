@@ -100,6 +100,20 @@ def test_the_loop_serves_an_inherited_socket_through_the_balanced_listener(loop,
     close(client)
 
 
+def test_a_worker_s_listening_sockets_share_one_count(loop, listening):
+    second = socket.socket()
+    second.bind(("127.0.0.1", 0))
+    second.listen(16)
+    first_server = loop.run_until_complete(loop.create_server(Echo, sock=listening))
+    second_server = loop.run_until_complete(loop.create_server(Echo, sock=second))
+    clients = connect(listening, 1) + connect(second, 1)
+    step(loop, 0.05)
+    assert (first_server.held, second_server.held) == (2, 2)
+    first_server.close()
+    second_server.close()
+    close(*clients, second)
+
+
 def test_a_worker_no_busier_than_the_others_takes_one_connection_and_counts_it(
     loop, listening, workers, patient
 ):
