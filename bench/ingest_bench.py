@@ -45,6 +45,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from cdp.server_worker import connections_per_worker
+
 ROOT = Path(__file__).resolve().parent.parent
 TENANT_FILE = ROOT / "bench" / "bench-tenant.json"
 TENANT = json.loads(TENANT_FILE.read_text())
@@ -169,6 +171,8 @@ class Run:
     server_rss_mb: float | None = None
     error_sample: str = ""
     db_cpu_seconds: float = 0.0  # PostgreSQL's processes' CPU (user + system)
+    # How the workers shared the connections, sampled once a slice ("2:2": slices).
+    worker_connections: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Run) -> None:
         """Fold a later slice of the same target and scenario into this run."""
@@ -181,6 +185,8 @@ class Run:
         self.latencies_ms += other.latencies_ms
         self.error_sample = self.error_sample or other.error_sample
         self.db_cpu_seconds += other.db_cpu_seconds
+        for split, slices in other.worker_connections.items():
+            self.worker_connections[split] = self.worker_connections.get(split, 0) + slices
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms) or [0.0]
@@ -350,6 +356,15 @@ class Server:
         for pid in children.read_text().split() if children.exists() else ():
             ticks += proc_cpu_ticks(proc_stat(pid)[1])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def connections_split(self) -> str:
+        """Each worker's established connections, busiest first: "2:2", "3:1"."""
+        assert self.process is not None
+        try:
+            counts = connections_per_worker(self.process.pid, self.port)
+        except OSError:  # a worker recycled while it was read
+            return "?"
+        return ":".join(str(n) for n in sorted(counts, reverse=True))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -756,7 +771,14 @@ def main() -> None:
                 def run(part_seconds: float) -> Run:
                     nonlocal server_cpu
                     cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
+                    splits: list[str] = []
+                    if target == "endpoint":  # halfway through, the connections are open
+                        sampler = threading.Timer(
+                            part_seconds / 2, lambda: splits.append(server.connections_split())
+                        )
+                        sampler.start()
                     ran = drive(target, scenario, concurrency, part_seconds, sender, keys, existing)
+                    ran.worker_connections = {split: 1 for split in splits}
                     ran.db_cpu_seconds = postgres_cpu_seconds() - db_before
                     if target == "endpoint":
                         server_cpu += server.cpu_seconds() - cpu_before
@@ -855,6 +877,16 @@ def main() -> None:
             f"One destination on: events {with_destination['entries_per_s']} against "
             f"{events['entries_per_s']} entries/s ({100 * kept:.0f} % kept; target 90 %), "
             f"{results.get('deliveries_queued', 0)} deliveries queued"
+        )
+    splits = {
+        name: ", ".join(f"{split} in {n}" for split, n in sorted(run["worker_connections"].items()))
+        for name, run in endpoint_runs.items()
+        if run["worker_connections"]
+    }
+    if splits:
+        print(
+            "Connections per worker, busiest first, sampled once a slice: "
+            + "; ".join(f"{name} {text}" for name, text in splits.items())
         )
     create, keyed = endpoint_runs.get("create"), endpoint_runs.get("create-key")
     if create and keyed:

@@ -18,12 +18,14 @@ the workers").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import multiprocessing
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -94,6 +96,27 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def connections_per_worker(master: int, port: int) -> list[int]:
+    """How many established connections to `port` (IPv4) each of gunicorn master
+    `master`'s workers holds, as Linux's /proc shows them: how the workers share their
+    clients, for the tests and the bench."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])  # the socket's inode
+    counts = []
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        counts.append(len(inodes & established))
+    return counts
 
 
 # Allocated on import: gunicorn's master imports the worker class before it forks.

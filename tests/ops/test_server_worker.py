@@ -7,18 +7,16 @@ slot the test fills in, so what each step accepted is exact."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cdp import server_worker
-from cdp.server_worker import BalancedListener, BalancedLoop, Workers
+from cdp.server_worker import BalancedListener, BalancedLoop, Workers, connections_per_worker
 from tests.served import served
 
 ME, OTHER = 0, 1
@@ -255,25 +253,6 @@ def test_the_master_frees_an_exited_worker_s_slot():
         WORKERS.release(os.getpid())
 
 
-def worker_connections(master: int, port: int) -> list[int]:
-    """Each gunicorn worker's established connections on `port`, from /proc."""
-    established = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-            established.add(fields[9])  # the socket's inode
-    counts = []
-    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
-        inodes = set()
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        counts.append(len(inodes & established))
-    return counts
-
-
 def test_the_served_workers_share_kept_alive_connections_evenly():
     with served(WEB_CONCURRENCY="2") as server:
         clients = []
@@ -282,5 +261,5 @@ def test_the_served_workers_share_kept_alive_connections_evenly():
             client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
             clients.append(client)
-        assert sorted(worker_connections(server.process.pid, server.port)) == [2, 2]
+        assert sorted(connections_per_worker(server.process.pid, server.port)) == [2, 2]
         close(*clients)
