@@ -364,7 +364,7 @@ class Server:
             counts = connections_per_worker(self.process.pid, self.port)
         except OSError:  # a worker recycled while it was read
             return "?"
-        return ":".join(str(n) for n in sorted(counts, reverse=True))
+        return ":".join(str(n) for n in sorted(counts.values(), reverse=True))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

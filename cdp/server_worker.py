@@ -98,16 +98,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def connections_per_worker(master: int, port: int) -> list[int]:
+def connections_per_worker(master: int, port: int) -> dict[int, int]:
     """How many established connections to `port` (IPv4) each of gunicorn master
-    `master`'s workers holds, as Linux's /proc shows them: how the workers share their
-    clients, for the tests and the bench."""
+    `master`'s workers holds (by pid), as Linux's /proc shows them: how the workers share
+    their clients, for the tests and the bench."""
     established = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
             established.add(fields[9])  # the socket's inode
-    counts = []
+    counts = {}
     for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
         inodes = set()
         for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -115,7 +115,7 @@ def connections_per_worker(master: int, port: int) -> list[int]:
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
                     inodes.add(target[8:-1])
-        counts.append(len(inodes & established))
+        counts[int(pid)] = len(inodes & established)
     return counts
 
 

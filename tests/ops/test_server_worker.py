@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -253,13 +254,33 @@ def test_the_master_frees_an_exited_worker_s_slot():
         WORKERS.release(os.getpid())
 
 
+def healthz(server) -> socket.socket:
+    client = socket.create_connection((server.host, server.port), timeout=5)
+    client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    return client
+
+
+def both_workers_serving(server) -> None:
+    """Until each worker has answered once (the first /healthz may come while the other
+    is still starting), then until none holds a connection."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, f"only worker {seen} answered"
+        with healthz(server):
+            held = connections_per_worker(server.process.pid, server.port)
+            seen |= {pid for pid, count in held.items() if count}
+    while sum(connections_per_worker(server.process.pid, server.port).values()):
+        assert time.monotonic() < deadline, "the probes' connections stayed open"
+        time.sleep(0.05)
+    time.sleep(0.2)  # and each worker has counted them out
+
+
 def test_the_served_workers_share_kept_alive_connections_evenly():
     with served(WEB_CONCURRENCY="2") as server:
-        clients = []
-        for _ in range(4):  # one after another, each kept alive after its answer
-            client = socket.create_connection((server.host, server.port), timeout=5)
-            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert client.recv(4096).startswith(b"HTTP/1.1 200")
-            clients.append(client)
-        assert sorted(connections_per_worker(server.process.pid, server.port)) == [2, 2]
+        both_workers_serving(server)
+        clients = [healthz(server) for _ in range(4)]  # one after another, kept alive
+        held = connections_per_worker(server.process.pid, server.port)
+        assert sorted(held.values()) == [2, 2]
         close(*clients)
