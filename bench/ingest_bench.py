@@ -772,12 +772,15 @@ def main() -> None:
                     nonlocal server_cpu
                     cpu_before, db_before = server.cpu_seconds(), postgres_cpu_seconds()
                     splits: list[str] = []
+                    sampler = None
                     if target == "endpoint":  # halfway through, the connections are open
                         sampler = threading.Timer(
                             part_seconds / 2, lambda: splits.append(server.connections_split())
                         )
                         sampler.start()
                     ran = drive(target, scenario, concurrency, part_seconds, sender, keys, existing)
+                    if sampler is not None:
+                        sampler.cancel()  # a slice cut short by errors: no sample after it
                     ran.worker_connections = {split: 1 for split in splits}
                     ran.db_cpu_seconds = postgres_cpu_seconds() - db_before
                     if target == "endpoint":

@@ -82,7 +82,7 @@ class Workers:
             held = counts[other]
             if least is None or held < least:
                 if not _alive(pid):  # gone without its slot being freed: free it
-                    self.pids[other] = 0
+                    self.release(pid)
                     continue
                 least = held
         return least
@@ -147,16 +147,12 @@ class BalancedListener:
         protocol_factory: Callable[[], Any],
         sock: Any,
         *,
-        workers: Workers = WORKERS,
-        slot: int | None = None,
         held: Held | None = None,
     ) -> None:
         self.loop = loop
         self.protocol_factory = protocol_factory
         self.sock = sock
-        self.workers = workers
-        self.slot = _slot if slot is None else slot
-        self.worker = held or Held(workers, self.slot)
+        self.worker = held or Held(WORKERS, _slot)
         self.handshakes: set[asyncio.Task[None]] = set()  # held until done (asyncio's rule)
         self.waiting = False
         self.closed = False
@@ -170,15 +166,19 @@ class BalancedListener:
         return self.worker.count
 
     def _readable(self) -> None:
-        least = None if self.slot is None else self.workers.least_other(self.slot)
-        if least is None or self.held <= least:
+        worker = self.worker
+        least = None if worker.slot is None else worker.workers.least_other(worker.slot)
+        if least is None or worker.count <= least:
             self._accept()
-            return
-        # A less busy worker is there to take it: stop listening meanwhile (the socket
-        # stays readable for the others), and take it after the wait if nobody did.
+        else:
+            # A less busy worker is there to take it; take it after the wait if nobody did.
+            self._wait(ACCEPT_WAIT_S)
+
+    def _wait(self, seconds: float) -> None:
+        """Stop listening for `seconds` (the socket stays readable for the others)."""
         self.loop.remove_reader(self.sock.fileno())
         self.waiting = True
-        self.loop.call_later(ACCEPT_WAIT_S, self._resume)
+        self.loop.call_later(seconds, self._resume)
 
     def _resume(self) -> None:
         self.waiting = False
@@ -202,9 +202,7 @@ class BalancedListener:
                     raise
                 logger.error("Accepting connections paused for %ss: %s", ACCEPT_PAUSE_S, error)
                 if not self.waiting:
-                    self.loop.remove_reader(self.sock.fileno())
-                    self.waiting = True
-                    self.loop.call_later(ACCEPT_PAUSE_S, self._resume)
+                    self._wait(ACCEPT_PAUSE_S)
                 return
             conn = socket.socket(self.family, self.type, self.proto, fileno=fd)
             conn.setblocking(False)

@@ -17,7 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from cdp import server_worker
-from cdp.server_worker import BalancedListener, BalancedLoop, Workers, connections_per_worker
+from cdp.server_worker import (
+    BalancedListener,
+    BalancedLoop,
+    Held,
+    Workers,
+    connections_per_worker,
+)
 from tests.served import served
 
 ME, OTHER = 0, 1
@@ -62,7 +68,23 @@ def patient(monkeypatch):
 
 
 def listener(loop, listening, workers) -> BalancedListener:
-    return BalancedListener(loop, Echo, listening, workers=workers, slot=ME)
+    return BalancedListener(loop, Echo, listening, held=Held(workers, ME))
+
+
+def holding_one(loop, listening, workers) -> tuple[BalancedListener, socket.socket]:
+    """A listener in slot ME that has accepted one connection (the other worker: none)."""
+    busy = listener(loop, listening, workers)
+    (held,) = connect(listening, 1)
+    step(loop)
+    assert busy.held == 1
+    return busy, held
+
+
+def gone_pid() -> int:
+    """The pid of a process that has exited."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
 
 
 def connect(listening: socket.socket, count: int) -> list[socket.socket]:
@@ -131,24 +153,20 @@ def test_a_worker_no_busier_than_the_others_takes_one_connection_and_counts_it(
 def test_workers_holding_as_many_each_take_a_new_connection_at_once(
     loop, listening, workers, patient
 ):
-    busy = listener(loop, listening, workers)
-    first = connect(listening, 1)
-    step(loop)
+    busy, first = holding_one(loop, listening, workers)
     workers.held[OTHER] = 1  # the other worker took one too
-    second = connect(listening, 1)
+    (second,) = connect(listening, 1)
     step(loop)
     assert (busy.held, busy.waiting) == (2, False)
     busy.close()
-    close(*first, *second)
+    close(first, second)
 
 
 def test_a_busier_worker_leaves_a_new_connection_queued_for_its_wait(
     loop, listening, workers, monkeypatch
 ):
     monkeypatch.setattr(server_worker, "ACCEPT_WAIT_S", 0.05)
-    busy = listener(loop, listening, workers)
-    held = connect(listening, 1)
-    step(loop)
+    busy, held = holding_one(loop, listening, workers)
     (late,) = connect(listening, 1)
     step(loop, 0.02)
     assert busy.waiting
@@ -157,16 +175,14 @@ def test_a_busier_worker_leaves_a_new_connection_queued_for_its_wait(
     step(loop, 0.1)  # the wait is over; nothing was left
     assert (busy.held, busy.waiting) == (1, False)
     busy.close()
-    close(*held, late, other)
+    close(held, late, other)
 
 
 def test_after_its_wait_a_busier_worker_takes_what_nobody_took(
     loop, listening, workers, monkeypatch
 ):
     monkeypatch.setattr(server_worker, "ACCEPT_WAIT_S", 0.02)
-    busy = listener(loop, listening, workers)
-    held = connect(listening, 1)
-    step(loop)
+    busy, held = holding_one(loop, listening, workers)
     pending = connect(listening, 2)
     step(loop, 0.3)  # two waits of 0.02 s, a connection after each
     assert busy.held == 3
@@ -175,15 +191,13 @@ def test_after_its_wait_a_busier_worker_takes_what_nobody_took(
     step(loop, 0.05)
     assert [client.recv(2) for client in pending] == [b"hi", b"hi"]
     busy.close()
-    close(*held, *pending)
+    close(held, *pending)
 
 
 def test_a_closed_connection_counts_out_of_the_shared_table(loop, listening, workers, patient):
-    busy = listener(loop, listening, workers)
-    clients = connect(listening, 1)
-    step(loop)
+    busy, first = holding_one(loop, listening, workers)
     workers.held[OTHER] = 5
-    clients += connect(listening, 1)
+    clients = [first, *connect(listening, 1)]
     step(loop)
     assert workers.held[ME] == 2
     clients.pop().close()
@@ -196,9 +210,7 @@ def test_a_closed_connection_counts_out_of_the_shared_table(loop, listening, wor
 def test_a_worker_that_is_gone_is_not_waited_for_and_its_slot_is_freed(
     loop, listening, workers, patient
 ):
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    workers.pids[OTHER], workers.held[OTHER] = gone.pid, 0
+    workers.pids[OTHER], workers.held[OTHER] = gone_pid(), 0
     busy = listener(loop, listening, workers)
     clients = connect(listening, 2)
     step(loop, 0.05)
@@ -212,9 +224,7 @@ def test_a_worker_that_is_gone_is_not_waited_for_and_its_slot_is_freed(
 def test_each_worker_claims_its_own_slot_and_a_dead_one_s_is_reused():
     table = Workers()
     assert [table.claim(os.getpid()), table.claim(os.getppid())] == [0, 1]
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    assert table.claim(gone.pid) == 2
+    assert table.claim(gone_pid()) == 2
     table.held[2] = 7
     assert table.claim(os.getpid()) == 2  # its process is gone: the slot is free
     assert table.held[2] == 0
@@ -224,9 +234,7 @@ def test_a_closed_listener_accepts_nothing_more_even_while_it_waited(
     loop, listening, workers, monkeypatch
 ):
     monkeypatch.setattr(server_worker, "ACCEPT_WAIT_S", 0.02)
-    busy = listener(loop, listening, workers)
-    held = connect(listening, 1)
-    step(loop)
+    busy, held = holding_one(loop, listening, workers)
     (late,) = connect(listening, 1)
     step(loop, 0.005)
     assert busy.waiting
@@ -235,7 +243,7 @@ def test_a_closed_listener_accepts_nothing_more_even_while_it_waited(
     assert busy.held == 1
     (other,) = queued(listening, 1)  # still queued: the listening socket is gunicorn's
     assert other.getpeername() == late.getsockname()
-    close(*held, late, other)
+    close(held, late, other)
 
 
 def test_the_master_frees_an_exited_worker_s_slot():
